@@ -1,0 +1,74 @@
+package serving
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/recsys/recsys/libs/config"
+)
+
+// Config is what every service needs to serve. Fill it with RegisterFlags
+// and check it with Validate.
+type Config struct {
+	// GRPCAddr is the native gRPC listen address.
+	GRPCAddr string
+	// HTTPAddr serves REST, gRPC-Web, /metrics, /livez, /readyz and
+	// /openapi.json.
+	HTTPAddr string
+	// AllowedOrigins may call REST and gRPC-Web from a browser (CORS).
+	// "*" allows every origin.
+	AllowedOrigins config.StringList
+	// MaxRequestBytes bounds one request message (gRPC) or body (HTTP).
+	MaxRequestBytes int
+	// MaxConcurrentStreams bounds the concurrent calls on one connection.
+	MaxConcurrentStreams uint
+	// ShutdownTimeout bounds the graceful stop; calls still running then are
+	// cancelled.
+	ShutdownTimeout time.Duration
+	// ReadyInterval is how often readiness checks run.
+	ReadyInterval time.Duration
+	// TLS, when its files are set, turns on mutual TLS on the gRPC port.
+	TLS TLSFiles
+}
+
+// RegisterFlags adds the serving flags to fs with the given default ports.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", fmt.Sprintf(":%d", grpcPort), "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", fmt.Sprintf(":%d", httpPort), "HTTP listen address (REST, gRPC-Web, metrics, health)")
+	c.AllowedOrigins = config.StringList{"http://localhost:8080", "http://127.0.0.1:8080"}
+	fs.Var(&c.AllowedOrigins, "cors-origins", "comma-separated browser origins allowed to call REST and gRPC-Web (* for any)")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 4<<20, "largest accepted request message or body in bytes")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", 1000, "concurrent calls allowed on one gRPC connection")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight calls may run after SIGTERM")
+	fs.DurationVar(&c.ReadyInterval, "ready-interval", time.Second, "how often readiness checks run")
+	c.TLS.RegisterFlags(fs)
+}
+
+// Validate reports every problem in c at once.
+func (c Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("-%s %q: want host:port or :port", name, addr))
+		}
+	}
+	if c.MaxRequestBytes < 1024 {
+		errs = append(errs, fmt.Errorf("-max-request-bytes %d: want at least 1024", c.MaxRequestBytes))
+	}
+	if c.MaxConcurrentStreams == 0 {
+		errs = append(errs, errors.New("-max-concurrent-streams: want at least 1"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("-shutdown-timeout %s: want a positive duration", c.ShutdownTimeout))
+	}
+	if c.ReadyInterval <= 0 {
+		errs = append(errs, fmt.Errorf("-ready-interval %s: want a positive duration", c.ReadyInterval))
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,491 @@
+package serving
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
+	"github.com/recsys/recsys/libs/certs"
+)
+
+// testFeedback is a FeedbackService whose behaviour the events choose:
+// user "panic" panics, user "slow" blocks until release is closed.
+type testFeedback struct {
+	feedbackv1.UnimplementedFeedbackServiceServer
+	started chan struct{}
+	release chan struct{}
+}
+
+func (f *testFeedback) RecordEvents(ctx context.Context, req *feedbackv1.RecordEventsRequest) (*feedbackv1.RecordEventsResponse, error) {
+	if len(req.GetEvents()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "events: at least one event is required")
+	}
+	switch req.GetEvents()[0].GetUserId() {
+	case "panic":
+		var m map[string]int
+		m["boom"]++ // a nil map write: a real runtime panic
+	case "slow":
+		close(f.started)
+		<-f.release
+	}
+	return &feedbackv1.RecordEventsResponse{AcceptedCount: int32(len(req.GetEvents()))}, nil
+}
+
+type testServer struct {
+	srv  *Server
+	fb   *testFeedback
+	stop context.CancelFunc
+	done chan error
+}
+
+func startServer(t *testing.T, mutate func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{
+		GRPCAddr:             "127.0.0.1:0",
+		HTTPAddr:             "127.0.0.1:0",
+		AllowedOrigins:       []string{"https://app.example"},
+		MaxRequestBytes:      64 << 10,
+		MaxConcurrentStreams: 100,
+		ShutdownTimeout:      10 * time.Second,
+		ReadyInterval:        50 * time.Millisecond,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	fb := &testFeedback{started: make(chan struct{}), release: make(chan struct{})}
+	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), fb)
+	if err := srv.HandleGateway(feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{srv: srv, fb: fb, stop: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ts.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return ts
+}
+
+func (ts *testServer) client(t *testing.T, cfg ClientConfig) feedbackv1.FeedbackServiceClient {
+	t.Helper()
+	conn, err := Dial(ts.srv.GRPCAddr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return feedbackv1.NewFeedbackServiceClient(conn)
+}
+
+func (ts *testServer) url(path string) string { return "http://" + ts.srv.HTTPAddr().String() + path }
+
+func events(users ...string) *feedbackv1.RecordEventsRequest {
+	req := &feedbackv1.RecordEventsRequest{}
+	for i, u := range users {
+		req.Events = append(req.Events, &feedbackv1.Event{
+			EventId: "e" + strconv.Itoa(i), Type: feedbackv1.EventType_EVENT_TYPE_CLICK, UserId: u, ItemId: "i1",
+		})
+	}
+	return req
+}
+
+// grpcWeb sends one unary gRPC-Web call as a browser does: a length-prefixed
+// data frame; it returns the decoded message frame and the grpc-status from
+// the trailer frame or, for trailers-only answers, the headers.
+func grpcWeb(t *testing.T, url, origin string, req proto.Message, resp proto.Message) (codes.Code, string) {
+	t.Helper()
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 5, 5+len(body))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(body)))
+	frame = append(frame, body...)
+	hreq, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(frame))
+	hreq.Header.Set("Content-Type", "application/grpc-web+proto")
+	hreq.Header.Set("X-Grpc-Web", "1")
+	if origin != "" {
+		hreq.Header.Set("Origin", origin)
+	}
+	hresp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hresp.Body.Close()
+	raw, err := io.ReadAll(hresp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trailers := http.Header{}
+	for k, v := range hresp.Header {
+		trailers[k] = v
+	}
+	for len(raw) >= 5 {
+		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
+		payload := raw[5 : 5+n]
+		raw = raw[5+n:]
+		if flag&0x80 != 0 { // trailer frame: HTTP/1-style header lines
+			tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(payload, '\r', '\n'))))
+			h, _ := tp.ReadMIMEHeader()
+			for k, v := range h {
+				trailers[k] = v
+			}
+			continue
+		}
+		if err := proto.Unmarshal(payload, resp); err != nil {
+			t.Fatalf("decode gRPC-Web message: %v", err)
+		}
+	}
+	code, err := strconv.Atoi(trailers.Get("Grpc-Status"))
+	if err != nil {
+		t.Fatalf("no grpc-status in gRPC-Web response (HTTP %d, headers %v)", hresp.StatusCode, hresp.Header)
+	}
+	return codes.Code(code), trailers.Get("Grpc-Message")
+}
+
+func TestSameAnswerOnEveryProtocol(t *testing.T) {
+	ts := startServer(t, nil)
+	req := events("u1", "u2")
+	ctx := context.Background()
+
+	viaGRPC, err := ts.client(t, ClientConfig{}).RecordEvents(ctx, req)
+	if err != nil {
+		t.Fatalf("gRPC RecordEvents: %v", err)
+	}
+
+	body, _ := protojson.Marshal(req)
+	hresp, err := http.Post(ts.url("/v1/events"), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hresp.Body.Close()
+	raw, _ := io.ReadAll(hresp.Body)
+	if hresp.StatusCode != http.StatusOK {
+		t.Fatalf("REST POST /v1/events = HTTP %d %s, want 200", hresp.StatusCode, raw)
+	}
+	viaREST := &feedbackv1.RecordEventsResponse{}
+	if err := protojson.Unmarshal(raw, viaREST); err != nil {
+		t.Fatalf("REST body %s: %v", raw, err)
+	}
+
+	viaWeb := &feedbackv1.RecordEventsResponse{}
+	if code, msg := grpcWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", req, viaWeb); code != codes.OK {
+		t.Fatalf("gRPC-Web RecordEvents = %v %q, want OK", code, msg)
+	}
+
+	if viaGRPC.GetAcceptedCount() != 2 {
+		t.Errorf("gRPC RecordEvents accepted %d, want 2", viaGRPC.GetAcceptedCount())
+	}
+	if d := cmp.Diff(viaGRPC, viaREST, protocmp.Transform()); d != "" {
+		t.Errorf("REST differs from gRPC (-grpc +rest):\n%s", d)
+	}
+	if d := cmp.Diff(viaGRPC, viaWeb, protocmp.Transform()); d != "" {
+		t.Errorf("gRPC-Web differs from gRPC (-grpc +web):\n%s", d)
+	}
+}
+
+func TestInvalidArgumentOnEveryProtocol(t *testing.T) {
+	ts := startServer(t, nil)
+	empty := &feedbackv1.RecordEventsRequest{}
+
+	_, err := ts.client(t, ClientConfig{}).RecordEvents(context.Background(), empty)
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("gRPC RecordEvents(empty) = %v, want InvalidArgument", err)
+	}
+
+	hresp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hresp.Body.Close()
+	var st struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(hresp.Body).Decode(&st); err != nil {
+		t.Fatalf("REST error body is not JSON: %v", err)
+	}
+	if hresp.StatusCode != http.StatusBadRequest || st.Code != int(codes.InvalidArgument) || !strings.Contains(st.Message, "events") {
+		t.Errorf("REST POST /v1/events(empty) = HTTP %d %+v, want 400 with code 3 naming the field", hresp.StatusCode, st)
+	}
+
+	code, msg := grpcWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", empty, &feedbackv1.RecordEventsResponse{})
+	if code != codes.InvalidArgument || !strings.Contains(msg, "events") {
+		t.Errorf("gRPC-Web RecordEvents(empty) = grpc-status %d %q, want 3 naming the field", code, msg)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, tc := range []struct {
+		name, path, reqHeaders, origin string
+		allowed                        bool
+	}{
+		{"gRPC-Web allowed origin", "/recsys.feedback.v1.FeedbackService/RecordEvents", "x-grpc-web,content-type", "https://app.example", true},
+		{"gRPC-Web other origin", "/recsys.feedback.v1.FeedbackService/RecordEvents", "x-grpc-web,content-type", "https://evil.example", false},
+		{"REST allowed origin", "/v1/events", "content-type", "https://app.example", true},
+		{"REST other origin", "/v1/events", "content-type", "https://evil.example", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodOptions, ts.url(tc.path), nil)
+			req.Header.Set("Origin", tc.origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", tc.reqHeaders)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.Header.Get("Access-Control-Allow-Origin")
+			if tc.allowed && got != tc.origin {
+				t.Errorf("preflight from %s: Access-Control-Allow-Origin = %q, want %q", tc.origin, got, tc.origin)
+			}
+			if !tc.allowed && got != "" {
+				t.Errorf("preflight from %s: Access-Control-Allow-Origin = %q, want none", tc.origin, got)
+			}
+		})
+	}
+}
+
+func TestRequestSizeLimit(t *testing.T) {
+	ts := startServer(t, nil)
+	big := events("u1")
+	big.Events[0].ItemId = strings.Repeat("x", 100<<10) // over the 64 KiB limit
+
+	_, err := ts.client(t, ClientConfig{}).RecordEvents(context.Background(), big)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("gRPC RecordEvents(100 KiB) = %v, want ResourceExhausted", err)
+	}
+
+	body, _ := protojson.Marshal(big)
+	resp, err := http.Post(ts.url("/v1/events"), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("REST POST /v1/events(100 KiB) = HTTP %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestPanicBecomesInternal(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.client(t, ClientConfig{})
+	_, err := c.RecordEvents(context.Background(), events("panic"))
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("RecordEvents(panic) = %v, want Internal", err)
+	}
+	if _, err := c.RecordEvents(context.Background(), events("u1")); err != nil {
+		t.Errorf("RecordEvents after a panic = %v, want the server still serving", err)
+	}
+	resp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"panic"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("REST panic = HTTP %d, want 500", resp.StatusCode)
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.WriteFiles(dir, []string{"feedback", "ranking"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := certs.WriteFiles(other, []string{"ranking"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	files := func(d, svc string) TLSFiles {
+		return TLSFiles{CertFile: filepath.Join(d, svc+".pem"), KeyFile: filepath.Join(d, svc+"-key.pem"), CAFile: filepath.Join(d, "ca.pem")}
+	}
+	ts := startServer(t, func(c *Config) { c.TLS = files(dir, "feedback") })
+
+	good := ts.client(t, ClientConfig{TLS: files(dir, "ranking"), ServerName: "feedback", DefaultTimeout: 5 * time.Second})
+	if _, err := good.RecordEvents(context.Background(), events("u1")); err != nil {
+		t.Errorf("client with a certificate of our CA: %v, want success", err)
+	}
+
+	// Trusts the server but presents a certificate of another CA.
+	foreign := TLSFiles{CertFile: filepath.Join(other, "ranking.pem"), KeyFile: filepath.Join(other, "ranking-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	for name, c := range map[string]ClientConfig{
+		"certificate of another CA": {TLS: foreign, ServerName: "feedback", DefaultTimeout: 2 * time.Second},
+		"no certificate":            {DefaultTimeout: 2 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ts.client(t, c).RecordEvents(context.Background(), events("u1"))
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("RecordEvents = %v, want the handshake to fail (Unavailable)", err)
+			}
+		})
+	}
+
+	// REST goes through the same mTLS-protected server in memory.
+	resp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("REST with mTLS on = HTTP %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestGracefulStop(t *testing.T) {
+	ts := startServer(t, nil)
+	conn, err := Dial(ts.srv.GRPCAddr().String(), ClientConfig{DefaultTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := feedbackv1.NewFeedbackServiceClient(conn)
+
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watch, err := healthpb.NewHealthClient(conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := watch.Recv(); err != nil || st.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before stop = %v, %v; want SERVING", st, err)
+	}
+
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := client.RecordEvents(context.Background(), events("slow"))
+		if err == nil && resp.GetAcceptedCount() != 1 {
+			err = errors.New("slow call answered wrongly")
+		}
+		slow <- err
+	}()
+	<-ts.fb.started
+
+	ts.stop() // what SIGTERM does through signal.NotifyContext
+	if st, err := watch.Recv(); err != nil || st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health after stop = %v, %v; want NOT_SERVING", st, err)
+	}
+	stopWatch()
+
+	// New calls are refused while the slow one is still running.
+	var refused atomic.Bool
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := client.RecordEvents(ctx, events("u1"), grpc.WaitForReady(false))
+		cancel()
+		if status.Code(err) == codes.Unavailable {
+			refused.Store(true)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !refused.Load() {
+		t.Error("new calls were still accepted after the stop began")
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("slow call ended before it was released: %v", err)
+	default:
+	}
+
+	close(ts.fb.release)
+	if err := <-slow; err != nil {
+		t.Errorf("in-flight call during graceful stop = %v, want success", err)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	var broken atomic.Bool
+	broken.Store(true)
+	cfg := Config{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4096, MaxConcurrentStreams: 10,
+		ShutdownTimeout: time.Second, ReadyInterval: 20 * time.Millisecond,
+	}
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.AddCheck("redis", func(context.Context) error {
+		if broken.Load() {
+			return errors.New("redis: connection refused")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	conn, err := Dial(srv.GRPCAddr().String(), ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	expect := func(wantHTTP int, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		var gotHTTP int
+		var got healthpb.HealthCheckResponse_ServingStatus
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			gotHTTP = resp.StatusCode
+			h, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = h.GetStatus()
+			if gotHTTP == wantHTTP && got == want {
+				return
+			}
+		}
+		t.Errorf("readiness = HTTP %d and %v, want HTTP %d and %v", gotHTTP, got, wantHTTP, want)
+	}
+	expect(http.StatusServiceUnavailable, healthpb.HealthCheckResponse_NOT_SERVING)
+	broken.Store(false)
+	expect(http.StatusOK, healthpb.HealthCheckResponse_SERVING)
+	broken.Store(true)
+	expect(http.StatusServiceUnavailable, healthpb.HealthCheckResponse_NOT_SERVING)
+
+	resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/livez")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/livez while unready = HTTP %d, want 200 (alive, only not ready)", resp.StatusCode)
+	}
+}
