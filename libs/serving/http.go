@@ -43,14 +43,16 @@ func (s *Server) handler() http.Handler {
 	for pattern, h := range s.extra {
 		mux.Handle(pattern, h)
 	}
-	rest := s.cors(s.gateway)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) {
-			web.ServeHTTP(w, r)
-			return
-		}
-		rest.ServeHTTP(w, r)
-	})
+	if _, taken := s.extra["/"]; !taken {
+		rest := s.cors(s.gateway)
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if web.IsGrpcWebRequest(r) || web.IsAcceptableGrpcCorsRequest(r) {
+				web.ServeHTTP(w, r)
+				return
+			}
+			rest.ServeHTTP(w, r)
+		})
+	}
 	return s.limitBody(mux)
 }
 

@@ -126,17 +126,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("in-process gRPC client: %w", err)
 	}
 	s.localConn = conn
-	s.gateway = runtime.NewServeMux(
-		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			for _, h := range forwardedHeaders {
-				if strings.EqualFold(key, h) {
-					return h, true
-				}
-			}
-			return runtime.DefaultHeaderMatcher(key)
-		}),
-		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
-	)
+	s.gateway = NewGatewayMux(runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)))
 
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen gRPC: %w", err)
@@ -171,7 +161,23 @@ func (s *Server) HandleGateway(register GatewayRegistrar) error {
 // SetOpenAPI sets the document served on /openapi.json.
 func (s *Server) SetOpenAPI(doc []byte) { s.openAPI = doc }
 
-// Handle mounts an extra HTTP handler (net/http pattern syntax).
+// NewGatewayMux returns a grpc-gateway mux that passes the project's
+// request headers (experiment overrides, trace context) on to gRPC.
+func NewGatewayMux(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
+	match := runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+		for _, h := range forwardedHeaders {
+			if strings.EqualFold(key, h) {
+				return h, true
+			}
+		}
+		return runtime.DefaultHeaderMatcher(key)
+	})
+	return runtime.NewServeMux(append([]runtime.ServeMuxOption{match}, opts...)...)
+}
+
+// Handle mounts an extra HTTP handler (net/http pattern syntax). Mounting
+// "/" replaces the service's own REST and gRPC-Web handling (the web edge
+// does this).
 func (s *Server) Handle(pattern string, h http.Handler) { s.extra[pattern] = h }
 
 // AddCheck adds a readiness check. The service reports SERVING on gRPC

@@ -1,16 +1,13 @@
 package serving
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/textproto"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,11 +21,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	"github.com/recsys/recsys/libs/certs"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
 // testFeedback is a FeedbackService whose behaviour the events choose:
@@ -118,60 +115,6 @@ func events(users ...string) *feedbackv1.RecordEventsRequest {
 	return req
 }
 
-// grpcWeb sends one unary gRPC-Web call as a browser does: a length-prefixed
-// data frame; it returns the decoded message frame and the grpc-status from
-// the trailer frame or, for trailers-only answers, the headers.
-func grpcWeb(t *testing.T, url, origin string, req proto.Message, resp proto.Message) (codes.Code, string) {
-	t.Helper()
-	body, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frame := make([]byte, 5, 5+len(body))
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(body)))
-	frame = append(frame, body...)
-	hreq, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(frame))
-	hreq.Header.Set("Content-Type", "application/grpc-web+proto")
-	hreq.Header.Set("X-Grpc-Web", "1")
-	if origin != "" {
-		hreq.Header.Set("Origin", origin)
-	}
-	hresp, err := http.DefaultClient.Do(hreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hresp.Body.Close()
-	raw, err := io.ReadAll(hresp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trailers := http.Header{}
-	for k, v := range hresp.Header {
-		trailers[k] = v
-	}
-	for len(raw) >= 5 {
-		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
-		payload := raw[5 : 5+n]
-		raw = raw[5+n:]
-		if flag&0x80 != 0 { // trailer frame: HTTP/1-style header lines
-			tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(payload, '\r', '\n'))))
-			h, _ := tp.ReadMIMEHeader()
-			for k, v := range h {
-				trailers[k] = v
-			}
-			continue
-		}
-		if err := proto.Unmarshal(payload, resp); err != nil {
-			t.Fatalf("decode gRPC-Web message: %v", err)
-		}
-	}
-	code, err := strconv.Atoi(trailers.Get("Grpc-Status"))
-	if err != nil {
-		t.Fatalf("no grpc-status in gRPC-Web response (HTTP %d, headers %v)", hresp.StatusCode, hresp.Header)
-	}
-	return codes.Code(code), trailers.Get("Grpc-Message")
-}
-
 func TestSameAnswerOnEveryProtocol(t *testing.T) {
 	ts := startServer(t, nil)
 	req := events("u1", "u2")
@@ -198,7 +141,7 @@ func TestSameAnswerOnEveryProtocol(t *testing.T) {
 	}
 
 	viaWeb := &feedbackv1.RecordEventsResponse{}
-	if code, msg := grpcWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", req, viaWeb); code != codes.OK {
+	if code, msg := testenv.GRPCWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", req, viaWeb); code != codes.OK {
 		t.Fatalf("gRPC-Web RecordEvents = %v %q, want OK", code, msg)
 	}
 
@@ -238,7 +181,7 @@ func TestInvalidArgumentOnEveryProtocol(t *testing.T) {
 		t.Errorf("REST POST /v1/events(empty) = HTTP %d %+v, want 400 with code 3 naming the field", hresp.StatusCode, st)
 	}
 
-	code, msg := grpcWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", empty, &feedbackv1.RecordEventsResponse{})
+	code, msg := testenv.GRPCWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", empty, &feedbackv1.RecordEventsResponse{})
 	if code != codes.InvalidArgument || !strings.Contains(msg, "events") {
 		t.Errorf("gRPC-Web RecordEvents(empty) = grpc-status %d %q, want 3 naming the field", code, msg)
 	}

@@ -1,0 +1,89 @@
+# The menu. `make` alone lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every Go module of the workspace (go.work), and the package patterns that
+# cover them (in workspace mode ./... stops at module boundaries).
+MODULES  := gen libs $(sort $(wildcard services/*))
+PKGS     := $(foreach m,$(MODULES),./$(m)/...)
+BUF      := node_modules/.bin/buf
+GO_TEST_FLAGS ?=
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: generate
+generate: node_modules ## regenerate Go, OpenAPI and TypeScript code from proto/ (offline)
+	rm -rf gen/go/recsys gen/openapi/recsys gen/ts
+	$(BUF) generate
+
+.PHONY: check-generate
+check-generate: node_modules ## fail if generated code differs from what proto/ generates
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BUF) generate -o "$$tmp"; \
+	for d in gen/go/recsys gen/openapi/recsys gen/ts; do \
+	  diff -r "$$tmp/$$d" "$$d" >/dev/null || { diff -r "$$tmp/$$d" "$$d" | head -20; echo "$$d is stale: run make generate and commit it"; exit 1; }; \
+	done; echo "generated code is up to date"
+
+.PHONY: lint
+lint: node_modules ## buf lint, buf format, buf breaking against main, gofmt, go vet
+	$(BUF) lint
+	$(BUF) format -d --exit-code proto
+	@if git rev-parse --verify -q main >/dev/null; then \
+	  $(BUF) breaking --against '.git#branch=main'; \
+	else echo "no local main branch: skipping buf breaking"; fi
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet $(PKGS)
+
+.PHONY: build
+build: ## build every binary into bin/
+	@mkdir -p bin
+	@for d in $(sort $(wildcard services/*/cmd/*)); do \
+	  echo "go build ./$$d"; go build -o bin/ ./$$d; done
+
+.PHONY: check-modules
+check-modules: ## build every module alone (GOWORK=off), proving its go.mod is complete
+	@for m in $(MODULES); do echo "GOWORK=off go build ./$$m/..."; (cd $$m && GOWORK=off go build ./...); done
+
+.PHONY: test
+test: check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
+
+.PHONY: test-short
+test-short: ## quick tests only (testing.Short)
+	go test -short $(PKGS)
+
+.PHONY: bench
+bench: ## benchmarks, as ratios against the bare parts
+	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: run
+run: ## the whole platform in one process; web UI and edge on http://localhost:8080
+	go run ./services/local/cmd/recsys
+
+.PHONY: certs
+certs: ## a local CA and one mTLS certificate per service, in certs/
+	go run ./libs/certs/cmd/certs -dir certs
+
+.PHONY: deps-up
+deps-up: ## start a real Redis (:6379) and Kafka (:9092) on loopback, as CI does
+	@mkdir -p .cache/deps
+	redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+	  --pidfile $(CURDIR)/.cache/deps/redis.pid --dir $(CURDIR)/.cache/deps
+	.ci/kafka/start.sh $(CURDIR)/.cache/deps/kafka 9092
+	@echo "export RECSYS_TEST_REDIS_ADDR=127.0.0.1:6379 RECSYS_TEST_KAFKA_BROKERS=127.0.0.1:9092"
+
+.PHONY: deps-down
+deps-down: ## stop what deps-up started
+	-.ci/kafka/stop.sh $(CURDIR)/.cache/deps/kafka
+	-[ -f .cache/deps/redis.pid ] && kill $$(cat .cache/deps/redis.pid)
+
+.PHONY: clean
+clean: ## remove build outputs and caches (not node_modules)
+	rm -rf bin .cache certs

@@ -1,0 +1,53 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/telemetry"
+)
+
+// Main is the whole main function of a binary: it parses flags (after
+// register has added the binary's own) with environment overrides, builds
+// the JSON logger and the trace pipeline, runs run until SIGTERM or
+// interrupt cancels its context, and exits once: 0 on a clean stop, 1 on an
+// error, 2 on bad flags.
+func Main(name string, register func(fs *flag.FlagSet), run func(ctx context.Context, logger *slog.Logger) error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	register(fs)
+	if err := config.Parse(fs, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	logger, err := telemetry.NewLogger(os.Stderr, name, *level)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	shutdownTracing := telemetry.SetupTracing()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err = run(ctx, logger)
+	stop()
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ferr := shutdownTracing(flushCtx); ferr != nil {
+		logger.Warn("flush traces", "err", ferr)
+	}
+	if err != nil {
+		logger.Error("exit", "err", err)
+		cancel()
+		os.Exit(1)
+	}
+}

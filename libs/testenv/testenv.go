@@ -1,0 +1,238 @@
+// Package testenv hands each test a Redis and a Kafka broker of its own:
+// real servers when the environment names them (CI does), containers when a
+// Docker engine answers, a redis-server from PATH, or else the embedded
+// servers (miniredis, kfake). The test log says which one a test got.
+//
+// Environment:
+//
+//	RECSYS_TEST_REDIS_ADDR     host:port of a Redis to use
+//	RECSYS_TEST_KAFKA_BROKERS  comma-separated Kafka bootstrap brokers
+//	RECSYS_TEST_NO_DOCKER=1    skip the Docker probe
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/segmentio/kafka-go"
+	"github.com/testcontainers/testcontainers-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Kind says which backend a test got.
+type Kind string
+
+// The backends, in the order they are tried.
+const (
+	FromEnv   Kind = "environment"
+	Container Kind = "container"
+	Process   Kind = "redis-server process"
+	Embedded  Kind = "embedded"
+)
+
+// Redis is one test's Redis. Keys the test writes must start with Prefix,
+// so tests sharing a server never see each other's data.
+type Redis struct {
+	Addr   string
+	Kind   Kind
+	Prefix string
+	// Mini is the embedded server when Kind is Embedded (for FastForward).
+	Mini *miniredis.Miniredis
+}
+
+// NewRedis returns a Redis for t, stopped (when the test started it) at the
+// end of the test.
+func NewRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{Prefix: "t-" + suffix(t) + ":"}
+	switch {
+	case os.Getenv("RECSYS_TEST_REDIS_ADDR") != "":
+		r.Addr, r.Kind = os.Getenv("RECSYS_TEST_REDIS_ADDR"), FromEnv
+	case dockerAvailable():
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		c, err := tcredis.Run(ctx, "redis:7.4")
+		testcontainers.CleanupContainer(t, c)
+		if err != nil {
+			t.Fatalf("testenv: start Redis container: %v", err)
+		}
+		url, err := c.ConnectionString(ctx)
+		if err != nil {
+			t.Fatalf("testenv: Redis container address: %v", err)
+		}
+		r.Addr, r.Kind = strings.TrimPrefix(url, "redis://"), Container
+	default:
+		if path, err := exec.LookPath("redis-server"); err == nil {
+			r.Addr, r.Kind = StartRedisServer(t, path), Process
+			break
+		}
+		r.Mini = miniredis.RunT(t)
+		r.Addr, r.Kind = r.Mini.Addr(), Embedded
+	}
+	t.Logf("testenv: Redis %s at %s, key prefix %q", r.Kind, r.Addr, r.Prefix)
+	return r
+}
+
+// StartRedisServer starts redis-server (at path) on a free loopback port
+// with the extra arguments, and stops it by PID when the test ends.
+func StartRedisServer(t testing.TB, path string, args ...string) string {
+	t.Helper()
+	port := FreePort(t)
+	dir := t.TempDir()
+	cmd := exec.Command(path, append([]string{
+		"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"),
+	}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start redis-server: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitForPort(t, addr, 10*time.Second)
+	return addr
+}
+
+// Kafka is one test's Kafka. Topic names the test creates should come from
+// Topic, so tests sharing a broker never share a topic.
+type Kafka struct {
+	Brokers []string
+	Kind    Kind
+	suffix  string
+}
+
+// NewKafka returns a Kafka broker for t.
+func NewKafka(t testing.TB) *Kafka {
+	t.Helper()
+	k := &Kafka{suffix: suffix(t)}
+	switch {
+	case os.Getenv("RECSYS_TEST_KAFKA_BROKERS") != "":
+		k.Brokers, k.Kind = strings.Split(os.Getenv("RECSYS_TEST_KAFKA_BROKERS"), ","), FromEnv
+	case dockerAvailable():
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("recsys-test"))
+		testcontainers.CleanupContainer(t, c)
+		if err != nil {
+			t.Fatalf("testenv: start Kafka container: %v", err)
+		}
+		if k.Brokers, err = c.Brokers(ctx); err != nil {
+			t.Fatalf("testenv: Kafka container address: %v", err)
+		}
+		k.Kind = Container
+	default:
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatalf("testenv: start embedded Kafka: %v", err)
+		}
+		t.Cleanup(c.Close)
+		k.Brokers, k.Kind = c.ListenAddrs(), Embedded
+	}
+	t.Logf("testenv: Kafka %s at %v", k.Kind, k.Brokers)
+	return k
+}
+
+// Topic returns a topic name unique to this test and creates it with the
+// given number of partitions.
+func (k *Kafka) Topic(t testing.TB, name string, partitions int) string {
+	t.Helper()
+	topic := name + "." + k.suffix
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", k.Brokers[0])
+	if err != nil {
+		t.Fatalf("testenv: dial Kafka %s: %v", k.Brokers[0], err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		t.Fatalf("testenv: Kafka controller: %v", err)
+	}
+	cc, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, fmt.Sprint(ctrl.Port)))
+	if err != nil {
+		t.Fatalf("testenv: dial Kafka controller: %v", err)
+	}
+	defer cc.Close()
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("testenv: create topic %s: %v", topic, err)
+	}
+	return topic
+}
+
+var docker = sync.OnceValue(func() bool {
+	if os.Getenv("RECSYS_TEST_NO_DOCKER") != "" {
+		return false
+	}
+	// The Docker client is installed on machines without an engine: probe
+	// the engine itself, briefly, once per test binary.
+	ok := func() (ok bool) {
+		defer func() {
+			if recover() != nil {
+				ok = false
+			}
+		}()
+		p, err := testcontainers.ProviderDocker.GetProvider()
+		if err != nil {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return p.Health(ctx) == nil
+	}()
+	return ok
+})
+
+func dockerAvailable() bool { return docker() }
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WaitForPort waits until addr accepts TCP connections.
+func WaitForPort(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("testenv: %s did not accept connections within %s", addr, timeout)
+}
+
+func suffix(t testing.TB) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, t.Name())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return name + "-" + hex.EncodeToString(b)
+}

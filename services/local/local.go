@@ -1,0 +1,88 @@
+// Package local runs the whole platform in one process for make run: every
+// service on its own default port, and the web UI with the local edge on
+// :8080 (DESIGN.md §8).
+//
+// Each service keeps its own flags under its name: -ranking.grpc-addr,
+// environment RECSYS_RANKING_GRPC_ADDR.
+package local
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/recsys/recsys/services/featurecompute"
+	"github.com/recsys/recsys/services/feedback"
+	"github.com/recsys/recsys/services/itemfeatures"
+	"github.com/recsys/recsys/services/ranking"
+	"github.com/recsys/recsys/services/userfeatures"
+	"github.com/recsys/recsys/services/web"
+)
+
+// Config holds every service's configuration.
+type Config struct {
+	UserFeatures   userfeatures.Config
+	ItemFeatures   itemfeatures.Config
+	Ranking        ranking.Config
+	Feedback       feedback.Config
+	FeatureCompute featurecompute.Config
+	Web            web.Config
+}
+
+// service is one service of the platform, as the launcher sees it.
+type service struct {
+	name     string
+	register func(*flag.FlagSet)
+	run      func(context.Context, *slog.Logger) error
+}
+
+func (c *Config) services() []service {
+	return []service{
+		{"userfeatures", c.UserFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return userfeatures.Run(ctx, c.UserFeatures, l) }},
+		{"itemfeatures", c.ItemFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return itemfeatures.Run(ctx, c.ItemFeatures, l) }},
+		{"ranking", c.Ranking.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return ranking.Run(ctx, c.Ranking, l) }},
+		{"feedback", c.Feedback.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return feedback.Run(ctx, c.Feedback, l) }},
+		{"featurecompute", c.FeatureCompute.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return featurecompute.Run(ctx, c.FeatureCompute, l) }},
+		{"web", c.Web.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return web.Run(ctx, c.Web, l) }},
+	}
+}
+
+// RegisterFlags adds every service's flags to fs, each under its name.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range c.services() {
+		own := flag.NewFlagSet(s.name, flag.ContinueOnError)
+		s.register(own)
+		own.VisitAll(func(f *flag.Flag) {
+			fs.Var(f.Value, s.name+"."+f.Name, f.Usage)
+		})
+	}
+}
+
+// Run runs every service until ctx is done or one of them fails, which
+// stops the others.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, s := range cfg.services() {
+		wg.Go(func() {
+			err := s.run(ctx, logger.With("component", s.name))
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	logger.Info("recsys is starting", "web", "http://localhost:8080")
+	wg.Wait()
+	return errors.Join(errs...)
+}

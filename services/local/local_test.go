@@ -1,0 +1,111 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
+)
+
+// TestEveryServiceServesHealthOnEveryProtocol starts the whole platform on
+// free ports and asks each service for its health over native gRPC,
+// gRPC-Web and REST, and checks that unbuilt RPCs say Unimplemented.
+func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	type ports struct{ grpc, http int }
+	svc := map[string]ports{}
+	var args []string
+	for _, s := range cfg.services() {
+		p := ports{testenv.FreePort(t), testenv.FreePort(t)}
+		svc[s.name] = p
+		args = append(args, fmt.Sprintf("-%s.grpc-addr=127.0.0.1:%d", s.name, p.grpc), fmt.Sprintf("-%s.http-addr=127.0.0.1:%d", s.name, p.http))
+	}
+	for _, up := range []string{"userfeatures", "itemfeatures", "ranking", "feedback"} {
+		args = append(args, fmt.Sprintf("-web.%s-grpc=127.0.0.1:%d", up, svc[up].grpc), fmt.Sprintf("-web.%s-http=127.0.0.1:%d", up, svc[up].http))
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	for name, p := range svc {
+		t.Run(name, func(t *testing.T) {
+			grpcAddr := fmt.Sprintf("127.0.0.1:%d", p.grpc)
+			base := fmt.Sprintf("http://127.0.0.1:%d", p.http)
+			testenv.WaitForPort(t, grpcAddr, 10*time.Second)
+			testenv.WaitForPort(t, fmt.Sprintf("127.0.0.1:%d", p.http), 10*time.Second)
+
+			conn, err := serving.Dial(grpcAddr, serving.ClientConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			h, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("gRPC health = %v, %v; want SERVING", h, err)
+			}
+
+			if name != "web" { // the web edge passes gRPC-Web on to the services instead
+				web := &healthpb.HealthCheckResponse{}
+				code, msg := testenv.GRPCWeb(t, base+"/grpc.health.v1.Health/Check", "", &healthpb.HealthCheckRequest{}, web)
+				if code != codes.OK || web.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("gRPC-Web health = %v %q %v; want OK SERVING", code, msg, web)
+				}
+				var rest struct{ Status string }
+				getJSON(t, base+"/healthz", http.StatusOK, &rest)
+				if rest.Status != "SERVING" {
+					t.Errorf("REST /healthz status = %q, want SERVING", rest.Status)
+				}
+			}
+			var ready struct{ Ready bool }
+			getJSON(t, base+"/readyz", http.StatusOK, &ready)
+			if !ready.Ready {
+				t.Error("/readyz says not ready")
+			}
+		})
+	}
+
+	// Through the edge on the web port: an RPC that is not built yet says so.
+	var st struct{ Code int }
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/models", svc["web"].http), http.StatusNotImplemented, &st)
+	if st.Code != int(codes.Unimplemented) {
+		t.Errorf("GET /v1/models via the edge: code %d, want %d (Unimplemented)", st.Code, codes.Unimplemented)
+	}
+}
+
+func getJSON(t *testing.T, url string, wantCode int, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != wantCode {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s = HTTP %d %s, want %d", url, resp.StatusCode, body, wantCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
