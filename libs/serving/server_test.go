@@ -78,7 +78,7 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	}
 	fb := &testFeedback{started: make(chan struct{}), release: make(chan struct{})}
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), fb)
-	if err := srv.HandleGateway(feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
-	"github.com/recsys/recsys/gen/openapi"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -38,13 +37,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), feedbackv1.UnimplementedFeedbackServiceServer{})
-	if err := srv.HandleGateway(feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+		srv.Close()
 		return err
 	}
-	doc, err := openapi.Spec(feedbackv1.File_recsys_feedback_v1_feedback_proto.Path())
-	if err != nil {
-		return err
-	}
-	srv.SetOpenAPI(doc)
 	return srv.Run(ctx)
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
-	"github.com/recsys/recsys/gen/openapi"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -37,13 +36,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	itemfeaturesv1.RegisterItemFeatureServiceServer(srv.GRPC(), itemfeaturesv1.UnimplementedItemFeatureServiceServer{})
-	if err := srv.HandleGateway(itemfeaturesv1.RegisterItemFeatureServiceHandler); err != nil {
+	if err := srv.Publish(itemfeaturesv1.File_recsys_itemfeatures_v1_itemfeatures_proto, itemfeaturesv1.RegisterItemFeatureServiceHandler); err != nil {
+		srv.Close()
 		return err
 	}
-	doc, err := openapi.Spec(itemfeaturesv1.File_recsys_itemfeatures_v1_itemfeatures_proto.Path())
-	if err != nil {
-		return err
-	}
-	srv.SetOpenAPI(doc)
 	return srv.Run(ctx)
 }

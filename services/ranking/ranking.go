@@ -11,7 +11,6 @@ import (
 	"log/slog"
 
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
-	"github.com/recsys/recsys/gen/openapi"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -40,19 +39,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	rankingv1.RegisterRankingServiceServer(srv.GRPC(), rankingv1.UnimplementedRankingServiceServer{})
 	rankingv1.RegisterInferenceServiceServer(srv.GRPC(), rankingv1.UnimplementedInferenceServiceServer{})
 	rankingv1.RegisterModelServiceServer(srv.GRPC(), rankingv1.UnimplementedModelServiceServer{})
-	for _, register := range []serving.GatewayRegistrar{
+	if err := srv.Publish(rankingv1.File_recsys_ranking_v1_ranking_proto,
 		rankingv1.RegisterRankingServiceHandler,
 		rankingv1.RegisterInferenceServiceHandler,
 		rankingv1.RegisterModelServiceHandler,
-	} {
-		if err := srv.HandleGateway(register); err != nil {
-			return err
-		}
-	}
-	doc, err := openapi.Spec(rankingv1.File_recsys_ranking_v1_ranking_proto.Path())
-	if err != nil {
+	); err != nil {
+		srv.Close()
 		return err
 	}
-	srv.SetOpenAPI(doc)
 	return srv.Run(ctx)
 }

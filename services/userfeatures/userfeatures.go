@@ -10,7 +10,6 @@ import (
 	"log/slog"
 
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
-	"github.com/recsys/recsys/gen/openapi"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -37,13 +36,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	userfeaturesv1.RegisterUserFeatureServiceServer(srv.GRPC(), userfeaturesv1.UnimplementedUserFeatureServiceServer{})
-	if err := srv.HandleGateway(userfeaturesv1.RegisterUserFeatureServiceHandler); err != nil {
+	if err := srv.Publish(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto, userfeaturesv1.RegisterUserFeatureServiceHandler); err != nil {
+		srv.Close()
 		return err
 	}
-	doc, err := openapi.Spec(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto.Path())
-	if err != nil {
-		return err
-	}
-	srv.SetOpenAPI(doc)
 	return srv.Run(ctx)
 }

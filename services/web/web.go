@@ -88,6 +88,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	cfg.Client.TLS = cfg.Serving.TLS
 	edge, closeEdge, err := newEdge(cfg)
 	if err != nil {
+		srv.Close()
 		return err
 	}
 	defer closeEdge()
