@@ -1,0 +1,128 @@
+package featurestore
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Half-lives of the decayed counters: the "horizons" of the click and
+// impression counts.
+var horizons = []struct {
+	suffix   string
+	halfLife time.Duration
+}{
+	{"1h", time.Hour},
+	{"1d", 24 * time.Hour},
+	{"7d", 7 * 24 * time.Hour},
+}
+
+const (
+	// AffinityHalfLife is the half-life of a user's per-category affinity.
+	AffinityHalfLife = 7 * 24 * time.Hour
+	// TrendingHalfLife is the half-life of item trending scores.
+	TrendingHalfLife = 24 * time.Hour
+	// RecentClicks is how many recently clicked items are kept per user.
+	RecentClicks = 20
+	// CTRPrior and CTRPriorWeight smooth click-through rates: the rate is
+	// (clicks_7d + CTRPrior·CTRPriorWeight) / (impressions_7d + CTRPriorWeight),
+	// so an entity with no history reads CTRPrior.
+	CTRPrior       = 0.05
+	CTRPriorWeight = 20.0
+	// ImpressionTrendingWeight is an impression's weight in trending scores
+	// (a click weighs 1).
+	ImpressionTrendingWeight = 0.1
+	// MaxEntitiesPerRead bounds one batch read.
+	MaxEntitiesPerRead = 1000
+)
+
+// Kind is the shape of a feature value.
+type Kind int
+
+// Feature kinds, matching the oneof of recsys.feature.v1.Feature.
+const (
+	Number Kind = iota
+	Text
+	List
+	Weights
+)
+
+// Def documents one feature. The default is what a missing value reads as:
+// 0 for numbers (CTRPrior for ctr), "" for text, empty for lists and weights.
+type Def struct {
+	Name string
+	Kind Kind
+	Doc  string
+}
+
+func counterDefs(what string) []Def {
+	var defs []Def
+	for _, ev := range []string{"clicks", "impressions"} {
+		for _, h := range horizons {
+			defs = append(defs, Def{ev + "_" + h.suffix, Number, fmt.Sprintf("%s %s, decayed with a half-life of %s", what, ev, h.halfLife)})
+		}
+	}
+	return defs
+}
+
+// UserFeatures and ItemFeatures list every feature, in the order reads
+// return them when no names are asked for.
+var (
+	UserFeatures = slices.Concat([]Def{
+		{"age", Number, "age in years (profile)"},
+		{"gender", Text, "gender (profile)"},
+		{"occupation", Text, "occupation (profile)"},
+		{"zip_code", Text, "zip code (profile)"},
+	}, counterDefs("the user's"), []Def{
+		{"ctr", Number, "smoothed click-through rate over the 7-day counts"},
+		{"category_affinity", Weights, "decayed clicks per item category (7-day half-life)"},
+		{"recent_clicks", List, fmt.Sprintf("the last %d items clicked, newest first", RecentClicks)},
+	})
+	ItemFeatures = slices.Concat([]Def{
+		{"title", Text, "title (attributes)"},
+		{"categories", List, "categories (attributes)"},
+		{"year", Number, "release year (attributes)"},
+	}, counterDefs("the item's"), []Def{
+		{"ctr", Number, "smoothed click-through rate over the 7-day counts"},
+		{"trending_score", Number, "decayed clicks plus 0.1 × impressions (1-day half-life)"},
+	})
+)
+
+// UnknownFeaturesError names the requested features that do not exist.
+type UnknownFeaturesError struct {
+	Names []string
+	Known []Def
+}
+
+func (e *UnknownFeaturesError) Error() string {
+	known := make([]string, len(e.Known))
+	for i, d := range e.Known {
+		known[i] = d.Name
+	}
+	return fmt.Sprintf("unknown feature names %s; known: %s", strings.Join(e.Names, ", "), strings.Join(known, ", "))
+}
+
+// selectDefs returns the defs for names (all when empty) or an
+// *UnknownFeaturesError.
+func selectDefs(all []Def, names []string) ([]Def, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	out := make([]Def, 0, len(names))
+	var unknown []string
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(d Def) bool { return d.Name == n })
+		if i < 0 {
+			unknown = append(unknown, n)
+			continue
+		}
+		out = append(out, all[i])
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, &UnknownFeaturesError{Names: unknown, Known: all}
+	}
+	return out, nil
+}

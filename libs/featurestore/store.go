@@ -1,0 +1,111 @@
+// Package featurestore is the online feature store on Redis: static user
+// profiles and item attributes, and the real-time features that the click
+// stream updates (decayed counts, smoothed CTR, category affinity, recent
+// clicks, trending scores).
+//
+// Key layout. Every key of one entity carries the entity id as its hash tag,
+// so on Redis Cluster one entity lives in one slot and its scripts are
+// atomic:
+//
+//	<ns>u:{<user>}          hash: profile fields p:*, counters c:*, affinity aff:<category>
+//	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms)
+//	<ns>u:{<user>}:seen:<event>  de-duplication marker (expires)
+//	<ns>i:{<item>}          hash: attributes a:*, counters c:*
+//	<ns>i:{<item>}:seen:<event>
+//	<ns>{trending}:all      sorted set: item → trending log-score
+//	<ns>{trending}:c:<cat>  the same within one category
+//	<ns>{trending}:seen:<event>
+//
+// A read of any number of entities is one pipelined round trip.
+//
+// A Store is safe for concurrent use. It does not own its Redis client.
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DedupWindow is how long an applied event id is remembered; a redelivery
+// later than that would count again.
+const DedupWindow = 7 * 24 * time.Hour
+
+// Store reads and writes features.
+type Store struct {
+	rdb redis.UniversalClient
+	ns  string
+	now func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock reads decay to (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns a Store over rdb whose keys start with namespace (may be "";
+// must not contain '{').
+func New(rdb redis.UniversalClient, namespace string, opts ...Option) (*Store, error) {
+	if strings.ContainsAny(namespace, "{}") {
+		return nil, fmt.Errorf("feature store namespace %q: must not contain braces", namespace)
+	}
+	s := &Store{rdb: rdb, ns: namespace, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) userKey(id string) string       { return s.ns + "u:{" + id + "}" }
+func (s *Store) recentKey(id string) string     { return s.ns + "u:{" + id + "}:recent" }
+func (s *Store) itemKey(id string) string       { return s.ns + "i:{" + id + "}" }
+func (s *Store) trendingKey(cat string) string {
+	if cat == "" {
+		return s.ns + "{trending}:all"
+	}
+	return s.ns + "{trending}:c:" + cat
+}
+
+// ErrInvalid wraps every input error, so callers can tell bad input from a
+// failing Redis with errors.Is.
+var ErrInvalid = errors.New("invalid input")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// runScripts executes a pipeline of script calls; when Redis has lost its
+// script cache (a restart, a failover) it loads the scripts and runs the
+// pipeline once more. Every script here is idempotent, so the retry cannot
+// double-apply.
+func (s *Store) runScripts(ctx context.Context, fill func(redis.Pipeliner)) ([]redis.Cmder, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		fill(pipe)
+		cmds, err := pipe.Exec(ctx)
+		if err == nil {
+			return cmds, nil
+		}
+		if attempt > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		for _, sc := range scripts {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("redis: load script: %w", err)
+			}
+		}
+	}
+}

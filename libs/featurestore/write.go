@@ -1,0 +1,312 @@
+package featurestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+)
+
+// replaceFields atomically replaces every field of a hash that starts with a
+// prefix: KEYS[1] hash; ARGV[1] prefix; ARGV[2..] field, value pairs.
+var replaceFields = redis.NewScript(`
+local prefix = ARGV[1]
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, #prefix) == prefix then redis.call('HDEL', KEYS[1], f) end
+end
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+return 1
+`)
+
+// applyEntity applies one event to one entity, once.
+// KEYS[1] de-duplication marker, KEYS[2] hash, KEYS[3] recent-clicks set (may
+// be absent).
+// ARGV[1] marker TTL (s), ARGV[2] event time (ms), ARGV[3] item to record as
+// clicked ("" for none), ARGV[4] recent-clicks length, then triples of
+// (field, increment, half-life ms) of the decayed counters to bump.
+// Returns 1 when applied, 0 for a duplicate.
+var applyEntity = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local t = tonumber(ARGV[2])
+for i = 5, #ARGV, 3 do
+  local field, inc, hl = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local v, ts = inc, t
+  local cur = redis.call('HGET', KEYS[2], field)
+  if cur then
+    local sep = string.find(cur, ':', 1, true)
+    local ov, ots = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+    if t >= ots then
+      v = ov * math.pow(2, -(t - ots) / hl) + inc
+    else
+      v = ov + inc * math.pow(2, -(ots - t) / hl)
+      ts = ots
+    end
+  end
+  redis.call('HSET', KEYS[2], field, string.format('%.17g', v) .. ':' .. string.format('%.0f', ts))
+end
+if ARGV[3] ~= '' then
+  local old = redis.call('ZSCORE', KEYS[3], ARGV[3])
+  if not old or tonumber(old) < t then redis.call('ZADD', KEYS[3], t, ARGV[3]) end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
+end
+return 1
+`)
+
+// applyTrending adds an event's weight to trending sorted sets, once.
+// KEYS[1] de-duplication marker, KEYS[2..] sorted sets; ARGV[1] marker TTL
+// (s), ARGV[2] item, ARGV[3] log2 weight (see trendingLogWeight).
+var applyTrending = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local w = tonumber(ARGV[3])
+for i = 2, #KEYS do
+  local s = w
+  local cur = redis.call('ZSCORE', KEYS[i], ARGV[2])
+  if cur then
+    -- log2(2^c + 2^w), computed from the larger term. (No "a, b = b, a"
+    -- swap: the embedded server's Lua gets it wrong.)
+    local hi, lo = math.max(tonumber(cur), w), math.min(tonumber(cur), w)
+    s = hi + math.log(1 + math.pow(2, lo - hi)) / math.log(2)
+  end
+  redis.call('ZADD', KEYS[i], string.format('%.17g', s), ARGV[2])
+end
+return 1
+`)
+
+var scripts = []*redis.Script{replaceFields, applyEntity, applyTrending}
+
+const (
+	maxIDBytes  = 256
+	maxUpsert   = 10000
+	profileTag  = "p:"
+	attrTag     = "a:"
+	counterTag  = "c:"
+	affinityTag = "aff:"
+)
+
+func checkID(what string, i int, id string) error {
+	switch {
+	case id == "":
+		return invalid("%s[%d]: id is empty", what, i)
+	case len(id) > maxIDBytes:
+		return invalid("%s[%d]: id is longer than %d bytes", what, i, maxIDBytes)
+	case !utf8.ValidString(id):
+		return invalid("%s[%d]: id is not valid UTF-8", what, i)
+	}
+	return nil
+}
+
+func checkBatch(what string, n int) error {
+	if n == 0 {
+		return invalid("%s: at least one is required", what)
+	}
+	if n > maxUpsert {
+		return invalid("%s: %d in one call, at most %d", what, n, maxUpsert)
+	}
+	return nil
+}
+
+// UpsertUsers replaces the profiles of the given users. The whole batch is
+// validated before anything is written; each user's profile is replaced
+// atomically; re-running the same batch changes nothing.
+func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserProfile) error {
+	if err := checkBatch("users", len(users)); err != nil {
+		return err
+	}
+	for i, u := range users {
+		if err := checkID("users", i, u.GetUserId()); err != nil {
+			return err
+		}
+		if u.GetAge() < 0 || u.GetAge() > 150 {
+			return invalid("users[%d] (%s): age %d is outside 0..150", i, u.GetUserId(), u.GetAge())
+		}
+	}
+	now := strconv.FormatInt(s.now().UnixMilli(), 10)
+	_, err := s.runScripts(ctx, func(p redis.Pipeliner) {
+		for _, u := range users {
+			args := []any{profileTag, profileTag + "ts", now,
+				profileTag + "age", u.GetAge(), profileTag + "gender", u.GetGender(),
+				profileTag + "occupation", u.GetOccupation(), profileTag + "zip_code", u.GetZipCode()}
+			for k, v := range u.GetAttributes() {
+				args = append(args, profileTag+"attr:"+k, v)
+			}
+			replaceFields.EvalSha(ctx, p, []string{s.userKey(u.GetUserId())}, args...)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("upsert %d users: %w", len(users), err)
+	}
+	return nil
+}
+
+// UpsertItems replaces the attributes of the given items, with the same
+// guarantees as UpsertUsers.
+func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAttributes) error {
+	if err := checkBatch("items", len(items)); err != nil {
+		return err
+	}
+	for i, it := range items {
+		if err := checkID("items", i, it.GetItemId()); err != nil {
+			return err
+		}
+		for j, c := range it.GetCategories() {
+			if c == "" || len(c) > maxIDBytes || !utf8.ValidString(c) {
+				return invalid("items[%d] (%s): categories[%d] %q must be non-empty UTF-8 of at most %d bytes", i, it.GetItemId(), j, c, maxIDBytes)
+			}
+		}
+	}
+	now := strconv.FormatInt(s.now().UnixMilli(), 10)
+	_, err := s.runScripts(ctx, func(p redis.Pipeliner) {
+		for _, it := range items {
+			cats, _ := json.Marshal(it.GetCategories())
+			args := []any{attrTag, attrTag + "ts", now,
+				attrTag + "title", it.GetTitle(), attrTag + "categories", cats, attrTag + "year", it.GetYear()}
+			for k, v := range it.GetAttributes() {
+				args = append(args, attrTag+"attr:"+k, v)
+			}
+			replaceFields.EvalSha(ctx, p, []string{s.itemKey(it.GetItemId())}, args...)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("upsert %d items: %w", len(items), err)
+	}
+	return nil
+}
+
+// EventKind is what happened.
+type EventKind int
+
+// Event kinds.
+const (
+	Impression EventKind = iota + 1
+	Click
+)
+
+// Event is one user action, as the stream processor applies it.
+type Event struct {
+	ID     string // unique; the de-duplication key
+	Kind   EventKind
+	UserID string
+	ItemID string
+	Time   time.Time
+}
+
+// ApplyResult counts what ApplyEvents did.
+type ApplyResult struct {
+	Applied    int // events applied for the first time (to at least one entity)
+	Duplicates int // events every part of which had been applied before
+}
+
+// ApplyEvents folds events into the real-time features: the user's and the
+// item's decayed counts, the user's category affinity and recent clicks, and
+// the trending scores. Each part is applied atomically together with its
+// de-duplication marker, so applying the same events again — after a crash,
+// a rebalance or a retry — changes nothing. It takes two round trips: one to
+// read the items' categories, one to apply.
+func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, error) {
+	if len(events) == 0 {
+		return ApplyResult{}, nil
+	}
+	for i, e := range events {
+		if err := e.validate(); err != nil {
+			return ApplyResult{}, invalid("events[%d]: %v", i, err)
+		}
+	}
+	cats, err := s.categories(ctx, events)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	ttl := int64(DedupWindow.Seconds())
+	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
+		for _, e := range events {
+			t := e.Time.UnixMilli()
+			kind, recent, trendW := "impressions", "", ImpressionTrendingWeight
+			if e.Kind == Click {
+				kind, recent, trendW = "clicks", e.ItemID, 1
+			}
+			counters := make([]any, 0, 3*(len(horizons)+len(cats[e.ItemID])))
+			for _, h := range horizons {
+				counters = append(counters, counterTag+kind+"_"+h.suffix, 1, h.halfLife.Milliseconds())
+			}
+			itemArgs := append([]any{ttl, t, "", RecentClicks}, counters...)
+			applyEntity.EvalSha(ctx, p, []string{s.itemKey(e.ItemID) + ":seen:" + e.ID, s.itemKey(e.ItemID)}, itemArgs...)
+
+			if e.Kind == Click {
+				for _, c := range cats[e.ItemID] {
+					counters = append(counters, affinityTag+c, 1, AffinityHalfLife.Milliseconds())
+				}
+			}
+			userArgs := append([]any{ttl, t, recent, RecentClicks}, counters...)
+			applyEntity.EvalSha(ctx, p, []string{s.userKey(e.UserID) + ":seen:" + e.ID, s.userKey(e.UserID), s.recentKey(e.UserID)}, userArgs...)
+
+			keys := []string{s.trendingKey("") + ":seen:" + e.ID, s.trendingKey("")}
+			for _, c := range cats[e.ItemID] {
+				keys = append(keys, s.trendingKey(c))
+			}
+			w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
+			applyTrending.EvalSha(ctx, p, keys, ttl, e.ItemID, w)
+		}
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply %d events: %w", len(events), err)
+	}
+	var res ApplyResult
+	for i := range events {
+		fresh := false
+		for _, c := range cmds[3*i : 3*i+3] {
+			if n, _ := c.(*redis.Cmd).Int(); n == 1 {
+				fresh = true
+			}
+		}
+		if fresh {
+			res.Applied++
+		} else {
+			res.Duplicates++
+		}
+	}
+	return res, nil
+}
+
+func (e Event) validate() error {
+	switch {
+	case e.ID == "" || len(e.ID) > maxIDBytes:
+		return fmt.Errorf("event id must be 1..%d bytes", maxIDBytes)
+	case e.Kind != Impression && e.Kind != Click:
+		return fmt.Errorf("event %s: unknown kind %d", e.ID, e.Kind)
+	case e.UserID == "" || e.ItemID == "":
+		return fmt.Errorf("event %s: user and item ids are required", e.ID)
+	case e.Time.IsZero() || math.Abs(time.Since(e.Time).Hours()) > 24*365*50:
+		return fmt.Errorf("event %s: event time %s is not plausible", e.ID, e.Time)
+	}
+	return nil
+}
+
+// categories reads the categories of the events' items in one round trip.
+func (s *Store) categories(ctx context.Context, events []Event) (map[string][]string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := map[string]*redis.StringCmd{}
+	for _, e := range events {
+		if _, ok := cmds[e.ItemID]; !ok {
+			cmds[e.ItemID] = pipe.HGet(ctx, s.itemKey(e.ItemID), attrTag+"categories")
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("redis: read item categories: %w", err)
+	}
+	out := make(map[string][]string, len(cmds))
+	for id, c := range cmds {
+		var cats []string
+		if raw, err := c.Bytes(); err == nil {
+			json.Unmarshal(raw, &cats) // written by UpsertItems; unreadable means none
+		}
+		out[id] = cats
+	}
+	return out, nil
+}
