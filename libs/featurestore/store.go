@@ -69,9 +69,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) userKey(id string) string       { return s.ns + "u:{" + id + "}" }
-func (s *Store) recentKey(id string) string     { return s.ns + "u:{" + id + "}:recent" }
-func (s *Store) itemKey(id string) string       { return s.ns + "i:{" + id + "}" }
+func (s *Store) userKey(id string) string   { return s.ns + "u:{" + id + "}" }
+func (s *Store) recentKey(id string) string { return s.ns + "u:{" + id + "}:recent" }
+func (s *Store) itemKey(id string) string   { return s.ns + "i:{" + id + "}" }
 func (s *Store) trendingKey(cat string) string {
 	if cat == "" {
 		return s.ns + "{trending}:all"
