@@ -55,13 +55,18 @@ type Def struct {
 	Name string
 	Kind Kind
 	Doc  string
+
+	// For decayed counters: the hash field and the half-life.
+	field    string
+	halfLife time.Duration
 }
 
 func counterDefs(what string) []Def {
 	var defs []Def
 	for _, ev := range []string{"clicks", "impressions"} {
 		for _, h := range horizons {
-			defs = append(defs, Def{ev + "_" + h.suffix, Number, fmt.Sprintf("%s %s, decayed with a half-life of %s", what, ev, h.halfLife)})
+			name := ev + "_" + h.suffix
+			defs = append(defs, Def{name, Number, fmt.Sprintf("%s %s, decayed with a half-life of %s", what, ev, h.halfLife), counterTag + name, h.halfLife})
 		}
 	}
 	return defs
@@ -71,22 +76,22 @@ func counterDefs(what string) []Def {
 // return them when no names are asked for.
 var (
 	UserFeatures = slices.Concat([]Def{
-		{"age", Number, "age in years (profile)"},
-		{"gender", Text, "gender (profile)"},
-		{"occupation", Text, "occupation (profile)"},
-		{"zip_code", Text, "zip code (profile)"},
+		{Name: "age", Kind: Number, Doc: "age in years (profile)"},
+		{Name: "gender", Kind: Text, Doc: "gender (profile)"},
+		{Name: "occupation", Kind: Text, Doc: "occupation (profile)"},
+		{Name: "zip_code", Kind: Text, Doc: "zip code (profile)"},
 	}, counterDefs("the user's"), []Def{
-		{"ctr", Number, "smoothed click-through rate over the 7-day counts"},
-		{"category_affinity", Weights, "decayed clicks per item category (7-day half-life)"},
-		{"recent_clicks", List, fmt.Sprintf("the last %d items clicked, newest first", RecentClicks)},
+		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
+		{Name: "category_affinity", Kind: Weights, Doc: "decayed clicks per item category (7-day half-life)"},
+		{Name: "recent_clicks", Kind: List, Doc: fmt.Sprintf("the last %d items clicked, newest first", RecentClicks)},
 	})
 	ItemFeatures = slices.Concat([]Def{
-		{"title", Text, "title (attributes)"},
-		{"categories", List, "categories (attributes)"},
-		{"year", Number, "release year (attributes)"},
+		{Name: "title", Kind: Text, Doc: "title (attributes)"},
+		{Name: "categories", Kind: List, Doc: "categories (attributes)"},
+		{Name: "year", Kind: Number, Doc: "release year (attributes)"},
 	}, counterDefs("the item's"), []Def{
-		{"ctr", Number, "smoothed click-through rate over the 7-day counts"},
-		{"trending_score", Number, "decayed clicks plus 0.1 × impressions (1-day half-life)"},
+		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
+		{Name: "trending_score", Kind: Number, Doc: "decayed clicks plus 0.1 × impressions (1-day half-life)"},
 	})
 )
 

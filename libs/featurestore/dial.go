@@ -22,17 +22,13 @@ func Dial(spec string) (redis.UniversalClient, func() error, error) {
 		ioTimeout   = time.Second
 	)
 	switch {
-	case spec == "embedded" || strings.HasPrefix(spec, "embedded://"):
-		m := miniredis.NewMiniRedis()
-		addr := strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), "://")
-		if addr == "" {
-			addr = "127.0.0.1:0"
+	case IsEmbedded(spec):
+		addr, stop, err := StartEmbedded(spec)
+		if err != nil {
+			return nil, nil, err
 		}
-		if err := m.StartAddr(addr); err != nil {
-			return nil, nil, fmt.Errorf("start embedded Redis on %s: %w", addr, err)
-		}
-		c := redis.NewClient(&redis.Options{Addr: m.Addr(), DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
-		return c, func() error { err := c.Close(); m.Close(); return err }, nil
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
+		return c, func() error { err := c.Close(); stop(); return err }, nil
 	case strings.HasPrefix(spec, "cluster://"):
 		addrs := strings.Split(strings.TrimPrefix(spec, "cluster://"), ",")
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
@@ -48,4 +44,24 @@ func Dial(spec string) (redis.UniversalClient, func() error, error) {
 		c := redis.NewClient(opts)
 		return c, c.Close, nil
 	}
+}
+
+// IsEmbedded reports whether spec asks for the embedded server.
+func IsEmbedded(spec string) bool {
+	return spec == "embedded" || strings.HasPrefix(spec, "embedded://")
+}
+
+// StartEmbedded starts the embedded Redis-compatible server (miniredis) that
+// spec names ("embedded" picks a free port) and returns its address and the
+// function that stops it.
+func StartEmbedded(spec string) (addr string, stop func(), err error) {
+	m := miniredis.NewMiniRedis()
+	addr = strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), "://")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if err := m.StartAddr(addr); err != nil {
+		return "", nil, fmt.Errorf("start embedded Redis on %s: %w (pass a free address, e.g. -redis=embedded, or a real Redis's host:port)", addr, err)
+	}
+	return m.Addr(), m.Close, nil
 }

@@ -2,7 +2,6 @@ package featurestore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,7 +35,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: read %d users: %w", len(ids), err)
 	}
-	now := s.now()
+	b := newBuilder(s.now(), len(ids)*len(defs))
 	out := make([]*featurev1.FeatureSet, len(ids))
 	for i, id := range ids {
 		h := hashes[i].Val()
@@ -46,7 +45,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 		}
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0 && len(recent) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
 		for _, d := range defs {
-			fs.Features[d.Name] = userFeature(d, h, recent, now)
+			fs.Features[d.Name] = b.userFeature(d, h, recent)
 		}
 		out[i] = fs
 	}
@@ -64,24 +63,16 @@ func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	for i, id := range ids {
 		hashes[i] = pipe.HGetAll(ctx, s.itemKey(id))
 	}
-	var trending *redis.FloatSliceCmd
-	if hasDef(defs, "trending_score") {
-		trending = pipe.ZMScore(ctx, s.trendingKey(""), ids...)
-	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: read %d items: %w", len(ids), err)
 	}
-	now := s.now()
+	b := newBuilder(s.now(), len(ids)*len(defs))
 	out := make([]*featurev1.FeatureSet, len(ids))
 	for i, id := range ids {
 		h := hashes[i].Val()
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
 		for _, d := range defs {
-			if d.Name == "trending_score" {
-				fs.Features[d.Name] = trendingFeature(trending.Val()[i], now)
-				continue
-			}
-			fs.Features[d.Name] = itemFeature(d, h, now)
+			fs.Features[d.Name] = b.itemFeature(d, h)
 		}
 		out[i] = fs
 	}
@@ -139,122 +130,172 @@ func hasDef(defs []Def, name string) bool {
 	return false
 }
 
-func userFeature(d Def, h map[string]string, recent []redis.Z, now time.Time) *featurev1.Feature {
+// builder makes the feature messages of one read. It allocates them in
+// bulk and shares the age of equal timestamps: a 500-entity read makes
+// thousands of small messages, and their allocation dominated its cost.
+type builder struct {
+	now    time.Time
+	feats  []featurev1.Feature
+	nums   []featurev1.Feature_Number
+	lastAt time.Time
+	last   *durationpb.Duration
+}
+
+func newBuilder(now time.Time, n int) *builder {
+	return &builder{now: now, feats: make([]featurev1.Feature, n), nums: make([]featurev1.Feature_Number, n)}
+}
+
+func (b *builder) feature() *featurev1.Feature {
+	if len(b.feats) == 0 {
+		return &featurev1.Feature{}
+	}
+	f := &b.feats[0]
+	b.feats = b.feats[1:]
+	return f
+}
+
+func (b *builder) number(v float64) *featurev1.Feature {
+	f := b.feature()
+	var n *featurev1.Feature_Number
+	if len(b.nums) > 0 {
+		n, b.nums = &b.nums[0], b.nums[1:]
+	} else {
+		n = &featurev1.Feature_Number{}
+	}
+	n.Number = v
+	f.Value = n
+	return f
+}
+
+func (b *builder) missingNumber(v float64) *featurev1.Feature {
+	f := b.number(v)
+	f.Missing = true
+	return f
+}
+
+// age is the time since at. Messages of one read share equal ages; they are
+// never modified after the read.
+func (b *builder) age(at time.Time) *durationpb.Duration {
+	if b.last != nil && at.Equal(b.lastAt) {
+		return b.last
+	}
+	d := b.now.Sub(at)
+	if d < 0 {
+		d = 0
+	}
+	b.lastAt, b.last = at, durationpb.New(d)
+	return b.last
+}
+
+func (b *builder) userFeature(d Def, h map[string]string, recent []redis.Z) *featurev1.Feature {
 	switch d.Name {
 	case "age":
-		return numberField(h, profileTag+"age", profileTag+"ts", now)
+		return b.numberField(h, profileTag+"age", profileTag+"ts")
 	case "gender", "occupation", "zip_code":
-		return textField(h, profileTag+d.Name, profileTag+"ts", now)
+		return b.textField(h, profileTag+d.Name, profileTag+"ts")
 	case "ctr":
-		return ctrFeature(h, now)
+		return b.ctrFeature(h)
 	case "category_affinity":
-		return affinityFeature(h, now)
+		return b.affinityFeature(h)
 	case "recent_clicks":
-		if len(recent) == 0 {
-			return &featurev1.Feature{Value: &featurev1.Feature_List{List: &featurev1.StringList{}}, Missing: true}
-		}
+		f := b.feature()
 		ids := make([]string, len(recent))
 		for i, z := range recent {
 			ids[i] = z.Member.(string)
 		}
-		return &featurev1.Feature{Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: ids}}, Age: age(now, time.UnixMilli(int64(recent[0].Score)))}
+		f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: ids}}
+		if len(recent) == 0 {
+			f.Missing = true
+		} else {
+			f.Age = b.age(time.UnixMilli(int64(recent[0].Score)))
+		}
+		return f
 	}
-	return counterFeature(d.Name, h, now)
+	return b.counterFeature(d, h)
 }
 
-func itemFeature(d Def, h map[string]string, now time.Time) *featurev1.Feature {
+func (b *builder) itemFeature(d Def, h map[string]string) *featurev1.Feature {
 	switch d.Name {
 	case "title":
-		return textField(h, attrTag+"title", attrTag+"ts", now)
+		return b.textField(h, attrTag+"title", attrTag+"ts")
 	case "year":
-		return numberField(h, attrTag+"year", attrTag+"ts", now)
+		return b.numberField(h, attrTag+"year", attrTag+"ts")
 	case "categories":
 		raw, ok := h[attrTag+"categories"]
-		var cats []string
-		if ok && json.Unmarshal([]byte(raw), &cats) != nil {
-			ok = false
-		}
-		f := &featurev1.Feature{Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: cats}}, Missing: !ok}
+		f := b.feature()
+		f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: splitCategories(raw)}}
+		f.Missing = !ok
 		if ok {
-			f.Age = stampAge(h, attrTag+"ts", now)
+			f.Age = b.stampAge(h, attrTag+"ts")
 		}
 		return f
 	case "ctr":
-		return ctrFeature(h, now)
+		return b.ctrFeature(h)
+	case "trending_score":
+		score, err := strconv.ParseFloat(h[trendField], 64)
+		if err != nil {
+			return b.missingNumber(0)
+		}
+		return b.number(trendingValue(score, b.now))
 	}
-	return counterFeature(d.Name, h, now)
+	return b.counterFeature(d, h)
 }
 
-func number(v float64) *featurev1.Feature {
-	return &featurev1.Feature{Value: &featurev1.Feature_Number{Number: v}}
-}
-
-func numberField(h map[string]string, field, stamp string, now time.Time) *featurev1.Feature {
+func (b *builder) numberField(h map[string]string, field, stamp string) *featurev1.Feature {
 	v, err := strconv.ParseFloat(h[field], 64)
 	if err != nil {
-		f := number(0)
-		f.Missing = true
-		return f
+		return b.missingNumber(0)
 	}
-	f := number(v)
-	f.Age = stampAge(h, stamp, now)
+	f := b.number(v)
+	f.Age = b.stampAge(h, stamp)
 	return f
 }
 
-func textField(h map[string]string, field, stamp string, now time.Time) *featurev1.Feature {
+func (b *builder) textField(h map[string]string, field, stamp string) *featurev1.Feature {
 	v, ok := h[field]
-	f := &featurev1.Feature{Value: &featurev1.Feature_Text{Text: v}, Missing: !ok}
+	f := b.feature()
+	f.Value = &featurev1.Feature_Text{Text: v}
+	f.Missing = !ok
 	if ok {
-		f.Age = stampAge(h, stamp, now)
+		f.Age = b.stampAge(h, stamp)
 	}
 	return f
 }
 
-func halfLifeOf(name string) time.Duration {
-	for _, h := range horizons {
-		if strings.HasSuffix(name, "_"+h.suffix) {
-			return h.halfLife
-		}
-	}
-	return horizons[len(horizons)-1].halfLife
-}
-
-func counterFeature(name string, h map[string]string, now time.Time) *featurev1.Feature {
-	c, ok := decodeCounter(h[counterTag+name])
+func (b *builder) counterFeature(d Def, h map[string]string) *featurev1.Feature {
+	c, ok := decodeCounter(h[d.field])
 	if !ok {
-		f := number(0)
-		f.Missing = true
-		return f
+		return b.missingNumber(0)
 	}
-	f := number(c.valueAt(now, halfLifeOf(name)))
-	f.Age = age(now, c.at)
+	f := b.number(c.valueAt(b.now, d.halfLife))
+	f.Age = b.age(c.at)
 	return f
 }
 
-func ctrFeature(h map[string]string, now time.Time) *featurev1.Feature {
+func (b *builder) ctrFeature(h map[string]string) *featurev1.Feature {
 	week := horizons[len(horizons)-1]
 	clicks, okC := decodeCounter(h[counterTag+"clicks_"+week.suffix])
 	imps, okI := decodeCounter(h[counterTag+"impressions_"+week.suffix])
 	c, i := 0.0, 0.0
 	if okC {
-		c = clicks.valueAt(now, week.halfLife)
+		c = clicks.valueAt(b.now, week.halfLife)
 	}
 	if okI {
-		i = imps.valueAt(now, week.halfLife)
+		i = imps.valueAt(b.now, week.halfLife)
 	}
-	f := number((c + CTRPrior*CTRPriorWeight) / (i + CTRPriorWeight))
+	f := b.number((c + CTRPrior*CTRPriorWeight) / (i + CTRPriorWeight))
 	switch {
 	case !okC && !okI:
 		f.Missing = true
 	case !okI || (okC && clicks.at.After(imps.at)):
-		f.Age = age(now, clicks.at)
+		f.Age = b.age(clicks.at)
 	default:
-		f.Age = age(now, imps.at)
+		f.Age = b.age(imps.at)
 	}
 	return f
 }
 
-func affinityFeature(h map[string]string, now time.Time) *featurev1.Feature {
+func (b *builder) affinityFeature(h map[string]string) *featurev1.Feature {
 	weights := map[string]float64{}
 	var newest time.Time
 	for field, raw := range h {
@@ -263,42 +304,25 @@ func affinityFeature(h map[string]string, now time.Time) *featurev1.Feature {
 			continue
 		}
 		if c, ok := decodeCounter(raw); ok {
-			weights[cat] = c.valueAt(now, AffinityHalfLife)
+			weights[cat] = c.valueAt(b.now, AffinityHalfLife)
 			if c.at.After(newest) {
 				newest = c.at
 			}
 		}
 	}
-	f := &featurev1.Feature{Value: &featurev1.Feature_Weights{Weights: &featurev1.WeightMap{Weights: weights}}, Missing: len(weights) == 0}
+	f := b.feature()
+	f.Value = &featurev1.Feature_Weights{Weights: &featurev1.WeightMap{Weights: weights}}
+	f.Missing = len(weights) == 0
 	if len(weights) > 0 {
-		f.Age = age(now, newest)
+		f.Age = b.age(newest)
 	}
 	return f
 }
 
-func trendingFeature(score float64, now time.Time) *featurev1.Feature {
-	// ZMSCORE reports a missing member as nil, which go-redis reads as 0; a
-	// real log-score is never 0 after 1970.
-	if score == 0 {
-		f := number(0)
-		f.Missing = true
-		return f
-	}
-	return number(trendingValue(score, now))
-}
-
-func stampAge(h map[string]string, field string, now time.Time) *durationpb.Duration {
+func (b *builder) stampAge(h map[string]string, field string) *durationpb.Duration {
 	ms, err := strconv.ParseInt(h[field], 10, 64)
 	if err != nil {
 		return nil
 	}
-	return age(now, time.UnixMilli(ms))
-}
-
-func age(now, at time.Time) *durationpb.Duration {
-	d := now.Sub(at)
-	if d < 0 {
-		d = 0
-	}
-	return durationpb.New(d)
+	return b.age(time.UnixMilli(ms))
 }

@@ -10,7 +10,7 @@
 //	<ns>u:{<user>}          hash: profile fields p:*, counters c:*, affinity aff:<category>
 //	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms)
 //	<ns>u:{<user>}:seen:<event>  de-duplication marker (expires)
-//	<ns>i:{<item>}          hash: attributes a:*, counters c:*
+//	<ns>i:{<item>}          hash: attributes a:*, counters c:*, trend (as in {trending}:all)
 //	<ns>i:{<item>}:seen:<event>
 //	<ns>{trending}:all      sorted set: item → trending log-score
 //	<ns>{trending}:c:<cat>  the same within one category

@@ -2,10 +2,10 @@ package featurestore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -26,17 +26,27 @@ if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return 1
 `)
 
+// luaLogAdd2 is logAdd2 in Lua, for the scripts that keep trending scores.
+// (It avoids the "a, b = b, a" swap: the embedded server's Lua gets it wrong.)
+const luaLogAdd2 = `
+local function logadd2(c, w)
+  local hi, lo = math.max(c, w), math.min(c, w)
+  return hi + math.log(1 + math.pow(2, lo - hi)) / math.log(2)
+end
+`
+
 // applyEntity applies one event to one entity, once.
 // KEYS[1] de-duplication marker, KEYS[2] hash, KEYS[3] recent-clicks set (may
 // be absent).
 // ARGV[1] marker TTL (s), ARGV[2] event time (ms), ARGV[3] item to record as
-// clicked ("" for none), ARGV[4] recent-clicks length, then triples of
+// clicked ("" for none), ARGV[4] recent-clicks length, ARGV[5] trending log2
+// weight to add to the hash's "trend" field ("" for none), then triples of
 // (field, increment, half-life ms) of the decayed counters to bump.
 // Returns 1 when applied, 0 for a duplicate.
-var applyEntity = redis.NewScript(`
+var applyEntity = redis.NewScript(luaLogAdd2 + `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local t = tonumber(ARGV[2])
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local field, inc, hl = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local v, ts = inc, t
   local cur = redis.call('HGET', KEYS[2], field)
@@ -57,24 +67,25 @@ if ARGV[3] ~= '' then
   if not old or tonumber(old) < t then redis.call('ZADD', KEYS[3], t, ARGV[3]) end
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
 end
+if ARGV[5] ~= '' then
+  local w = tonumber(ARGV[5])
+  local cur = redis.call('HGET', KEYS[2], 'trend')
+  if cur then w = logadd2(tonumber(cur), w) end
+  redis.call('HSET', KEYS[2], 'trend', string.format('%.17g', w))
+end
 return 1
 `)
 
 // applyTrending adds an event's weight to trending sorted sets, once.
 // KEYS[1] de-duplication marker, KEYS[2..] sorted sets; ARGV[1] marker TTL
 // (s), ARGV[2] item, ARGV[3] log2 weight (see trendingLogWeight).
-var applyTrending = redis.NewScript(`
+var applyTrending = redis.NewScript(luaLogAdd2 + `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local w = tonumber(ARGV[3])
 for i = 2, #KEYS do
   local s = w
   local cur = redis.call('ZSCORE', KEYS[i], ARGV[2])
-  if cur then
-    -- log2(2^c + 2^w), computed from the larger term. (No "a, b = b, a"
-    -- swap: the embedded server's Lua gets it wrong.)
-    local hi, lo = math.max(tonumber(cur), w), math.min(tonumber(cur), w)
-    s = hi + math.log(1 + math.pow(2, lo - hi)) / math.log(2)
-  end
+  if cur then s = logadd2(tonumber(cur), w) end
   redis.call('ZADD', KEYS[i], string.format('%.17g', s), ARGV[2])
 end
 return 1
@@ -89,6 +100,7 @@ const (
 	attrTag     = "a:"
 	counterTag  = "c:"
 	affinityTag = "aff:"
+	trendField  = "trend"
 )
 
 func checkID(what string, i int, id string) error {
@@ -157,17 +169,16 @@ func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAtt
 			return err
 		}
 		for j, c := range it.GetCategories() {
-			if c == "" || len(c) > maxIDBytes || !utf8.ValidString(c) {
-				return invalid("items[%d] (%s): categories[%d] %q must be non-empty UTF-8 of at most %d bytes", i, it.GetItemId(), j, c, maxIDBytes)
+			if c == "" || len(c) > maxIDBytes || !utf8.ValidString(c) || strings.Contains(c, categorySep) {
+				return invalid("items[%d] (%s): categories[%d] %q must be non-empty UTF-8 of at most %d bytes without control characters", i, it.GetItemId(), j, c, maxIDBytes)
 			}
 		}
 	}
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
 	_, err := s.runScripts(ctx, func(p redis.Pipeliner) {
 		for _, it := range items {
-			cats, _ := json.Marshal(it.GetCategories())
 			args := []any{attrTag, attrTag + "ts", now,
-				attrTag + "title", it.GetTitle(), attrTag + "categories", cats, attrTag + "year", it.GetYear()}
+				attrTag + "title", it.GetTitle(), attrTag + "categories", strings.Join(it.GetCategories(), categorySep), attrTag + "year", it.GetYear()}
 			for k, v := range it.GetAttributes() {
 				args = append(args, attrTag+"attr:"+k, v)
 			}
@@ -235,7 +246,8 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 			for _, h := range horizons {
 				counters = append(counters, counterTag+kind+"_"+h.suffix, 1, h.halfLife.Milliseconds())
 			}
-			itemArgs := append([]any{ttl, t, "", RecentClicks}, counters...)
+			w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
+			itemArgs := append([]any{ttl, t, "", RecentClicks, w}, counters...)
 			applyEntity.EvalSha(ctx, p, []string{s.itemKey(e.ItemID) + ":seen:" + e.ID, s.itemKey(e.ItemID)}, itemArgs...)
 
 			if e.Kind == Click {
@@ -243,14 +255,13 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 					counters = append(counters, affinityTag+c, 1, AffinityHalfLife.Milliseconds())
 				}
 			}
-			userArgs := append([]any{ttl, t, recent, RecentClicks}, counters...)
+			userArgs := append([]any{ttl, t, recent, RecentClicks, ""}, counters...)
 			applyEntity.EvalSha(ctx, p, []string{s.userKey(e.UserID) + ":seen:" + e.ID, s.userKey(e.UserID), s.recentKey(e.UserID)}, userArgs...)
 
 			keys := []string{s.trendingKey("") + ":seen:" + e.ID, s.trendingKey("")}
 			for _, c := range cats[e.ItemID] {
 				keys = append(keys, s.trendingKey(c))
 			}
-			w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
 			applyTrending.EvalSha(ctx, p, keys, ttl, e.ItemID, w)
 		}
 	})
@@ -302,11 +313,18 @@ func (s *Store) categories(ctx context.Context, events []Event) (map[string][]st
 	}
 	out := make(map[string][]string, len(cmds))
 	for id, c := range cmds {
-		var cats []string
-		if raw, err := c.Bytes(); err == nil {
-			json.Unmarshal(raw, &cats) // written by UpsertItems; unreadable means none
-		}
-		out[id] = cats
+		out[id] = splitCategories(c.Val())
 	}
 	return out, nil
+}
+
+// categorySep joins an item's categories in its hash (a control character
+// no category may contain).
+const categorySep = "\x1f"
+
+func splitCategories(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, categorySep)
 }

@@ -1,7 +1,5 @@
-// Package itemfeatures serves item features and trending items (DESIGN.md §3–4).
-//
-// Not built yet: every RPC answers Unimplemented until the feature-store
-// issue lands.
+// Package itemfeatures serves item features and trending items from the
+// Redis feature store (DESIGN.md §3–4).
 package itemfeatures
 
 import (
@@ -10,6 +8,8 @@ import (
 	"log/slog"
 
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	"github.com/recsys/recsys/libs/featureservice"
+	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -20,25 +20,17 @@ const (
 )
 
 // Config is the service's whole configuration.
-type Config struct {
-	Serving serving.Config
-}
+type Config struct{ featureservice.Config }
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	c.Config.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
 }
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	srv, err := serving.New(cfg.Serving, logger)
-	if err != nil {
-		return err
-	}
-	itemfeaturesv1.RegisterItemFeatureServiceServer(srv.GRPC(), itemfeaturesv1.UnimplementedItemFeatureServiceServer{})
-	if err := srv.Publish(itemfeaturesv1.File_recsys_itemfeatures_v1_itemfeatures_proto, itemfeaturesv1.RegisterItemFeatureServiceHandler); err != nil {
-		srv.Close()
-		return err
-	}
-	return srv.Run(ctx)
+	return featureservice.Run(ctx, cfg.Config, logger, func(srv *serving.Server, store *featurestore.Store, m *featureservice.Metrics) error {
+		itemfeaturesv1.RegisterItemFeatureServiceServer(srv.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
+		return srv.Publish(itemfeaturesv1.File_recsys_itemfeatures_v1_itemfeatures_proto, itemfeaturesv1.RegisterItemFeatureServiceHandler)
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/services/featurecompute"
 	"github.com/recsys/recsys/services/feedback"
 	"github.com/recsys/recsys/services/itemfeatures"
@@ -24,6 +25,10 @@ import (
 
 // Config holds every service's configuration.
 type Config struct {
+	// Redis is the Redis every service uses (featurestore.DialHelp); the
+	// embedded one is started here and shared.
+	Redis string
+
 	UserFeatures   userfeatures.Config
 	ItemFeatures   itemfeatures.Config
 	Ranking        ranking.Config
@@ -50,13 +55,20 @@ func (c *Config) services() []service {
 	}
 }
 
-// RegisterFlags adds every service's flags to fs, each under its name.
+// shared are the flags set once for all services.
+var shared = map[string]bool{"redis": true}
+
+// RegisterFlags adds every service's flags to fs, each under its name, and
+// the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
 	for _, s := range c.services() {
 		own := flag.NewFlagSet(s.name, flag.ContinueOnError)
 		s.register(own)
 		own.VisitAll(func(f *flag.Flag) {
-			fs.Var(f.Value, s.name+"."+f.Name, f.Usage)
+			if !shared[f.Name] {
+				fs.Var(f.Value, s.name+"."+f.Name, f.Usage)
+			}
 		})
 	}
 }
@@ -66,6 +78,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if featurestore.IsEmbedded(cfg.Redis) {
+		addr, stop, err := featurestore.StartEmbedded(cfg.Redis)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		logger.Info("embedded Redis-compatible server started", "addr", addr)
+		cfg.Redis = addr
+	}
+	cfg.UserFeatures.Redis = cfg.Redis
+	cfg.ItemFeatures.Redis = cfg.Redis
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

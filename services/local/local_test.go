@@ -27,7 +27,7 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 	cfg.RegisterFlags(fs)
 	type ports struct{ grpc, http int }
 	svc := map[string]ports{}
-	var args []string
+	args := []string{"-redis=embedded"}
 	for _, s := range cfg.services() {
 		p := ports{testenv.FreePort(t), testenv.FreePort(t)}
 		svc[s.name] = p

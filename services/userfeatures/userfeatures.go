@@ -1,7 +1,6 @@
-// Package userfeatures serves user features (DESIGN.md §3–4).
-//
-// Not built yet: every RPC answers Unimplemented until the feature-store
-// issue lands.
+// Package userfeatures serves user features from the Redis feature store
+// (DESIGN.md §3–4): profiles ingested in batch and the real-time features
+// the stream processor writes.
 package userfeatures
 
 import (
@@ -10,6 +9,8 @@ import (
 	"log/slog"
 
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+	"github.com/recsys/recsys/libs/featureservice"
+	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -20,25 +21,17 @@ const (
 )
 
 // Config is the service's whole configuration.
-type Config struct {
-	Serving serving.Config
-}
+type Config struct{ featureservice.Config }
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	c.Config.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
 }
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	srv, err := serving.New(cfg.Serving, logger)
-	if err != nil {
-		return err
-	}
-	userfeaturesv1.RegisterUserFeatureServiceServer(srv.GRPC(), userfeaturesv1.UnimplementedUserFeatureServiceServer{})
-	if err := srv.Publish(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto, userfeaturesv1.RegisterUserFeatureServiceHandler); err != nil {
-		srv.Close()
-		return err
-	}
-	return srv.Run(ctx)
+	return featureservice.Run(ctx, cfg.Config, logger, func(srv *serving.Server, store *featurestore.Store, m *featureservice.Metrics) error {
+		userfeaturesv1.RegisterUserFeatureServiceServer(srv.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
+		return srv.Publish(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto, userfeaturesv1.RegisterUserFeatureServiceHandler)
+	})
 }
