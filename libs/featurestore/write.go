@@ -2,6 +2,7 @@ package featurestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -104,13 +105,46 @@ const (
 )
 
 func checkID(what string, i int, id string) error {
+	if err := validID(id); err != nil {
+		return invalid("%s[%d]: %v", what, i, err)
+	}
+	return nil
+}
+
+func validID(id string) error {
 	switch {
 	case id == "":
-		return invalid("%s[%d]: id is empty", what, i)
+		return errors.New("id is empty")
 	case len(id) > maxIDBytes:
-		return invalid("%s[%d]: id is longer than %d bytes", what, i, maxIDBytes)
+		return fmt.Errorf("id is longer than %d bytes", maxIDBytes)
 	case !utf8.ValidString(id):
-		return invalid("%s[%d]: id is not valid UTF-8", what, i)
+		return errors.New("id is not valid UTF-8")
+	}
+	return nil
+}
+
+// ValidateUser checks one profile as UpsertUsers does; the error wraps
+// ErrInvalid.
+func ValidateUser(u *userfeaturesv1.UserProfile) error {
+	if err := validID(u.GetUserId()); err != nil {
+		return invalid("user_id: %v", err)
+	}
+	if u.GetAge() < 0 || u.GetAge() > 150 {
+		return invalid("user %s: age %d is outside 0..150", u.GetUserId(), u.GetAge())
+	}
+	return nil
+}
+
+// ValidateItem checks one item as UpsertItems does; the error wraps
+// ErrInvalid.
+func ValidateItem(it *itemfeaturesv1.ItemAttributes) error {
+	if err := validID(it.GetItemId()); err != nil {
+		return invalid("item_id: %v", err)
+	}
+	for j, c := range it.GetCategories() {
+		if c == "" || len(c) > maxIDBytes || !utf8.ValidString(c) || strings.Contains(c, categorySep) {
+			return invalid("item %s: categories[%d] %q must be non-empty UTF-8 of at most %d bytes without control characters", it.GetItemId(), j, c, maxIDBytes)
+		}
 	}
 	return nil
 }
@@ -133,11 +167,8 @@ func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserPro
 		return err
 	}
 	for i, u := range users {
-		if err := checkID("users", i, u.GetUserId()); err != nil {
-			return err
-		}
-		if u.GetAge() < 0 || u.GetAge() > 150 {
-			return invalid("users[%d] (%s): age %d is outside 0..150", i, u.GetUserId(), u.GetAge())
+		if err := ValidateUser(u); err != nil {
+			return fmt.Errorf("users[%d]: %w", i, err)
 		}
 	}
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
@@ -165,13 +196,8 @@ func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAtt
 		return err
 	}
 	for i, it := range items {
-		if err := checkID("items", i, it.GetItemId()); err != nil {
-			return err
-		}
-		for j, c := range it.GetCategories() {
-			if c == "" || len(c) > maxIDBytes || !utf8.ValidString(c) || strings.Contains(c, categorySep) {
-				return invalid("items[%d] (%s): categories[%d] %q must be non-empty UTF-8 of at most %d bytes without control characters", i, it.GetItemId(), j, c, maxIDBytes)
-			}
+		if err := ValidateItem(it); err != nil {
+			return fmt.Errorf("items[%d]: %w", i, err)
 		}
 	}
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
@@ -226,7 +252,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		return ApplyResult{}, nil
 	}
 	for i, e := range events {
-		if err := e.validate(); err != nil {
+		if err := e.Validate(); err != nil {
 			return ApplyResult{}, invalid("events[%d]: %v", i, err)
 		}
 	}
@@ -285,7 +311,8 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 	return res, nil
 }
 
-func (e Event) validate() error {
+// Validate checks an event as ApplyEvents does.
+func (e Event) Validate() error {
 	switch {
 	case e.ID == "" || len(e.ID) > maxIDBytes:
 		return fmt.Errorf("event id must be 1..%d bytes", maxIDBytes)
