@@ -48,8 +48,14 @@ build: ## build every binary into bin/
 	  echo "go build ./$$d"; go build -o bin/ ./$$d; done
 
 .PHONY: check-modules
-check-modules: ## build every module alone (GOWORK=off), proving its go.mod is complete
-	@for m in $(MODULES); do echo "GOWORK=off go build ./$$m/..."; (cd $$m && GOWORK=off go build ./...); done
+check-modules: ## build every module alone (GOWORK=off) and check its go.mod is tidy
+	@for m in $(MODULES); do echo "GOWORK=off go build ./$$m/..."; \
+	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run make tidy"; exit 1; }; \
+	  (cd $$m && GOWORK=off go build ./...); done
+
+.PHONY: tidy
+tidy: ## go mod tidy in every module
+	@for m in $(MODULES) tools; do (cd $$m && GOWORK=off go mod tidy); done
 
 .PHONY: test
 test: check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
