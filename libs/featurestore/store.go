@@ -15,6 +15,9 @@
 //	<ns>{trending}:all      sorted set: item → trending log-score
 //	<ns>{trending}:c:<cat>  the same within one category
 //	<ns>{trending}:seen:<event>
+//	<ns>{exp:<id>}          hash: <arm>␟<model version>␟impressions|clicks → count
+//	<ns>{exp:<id>}:users:<arm>␟<model version>  HyperLogLog of users
+//	<ns>{exp:<id>}:seen:<event>
 //
 // A read of any number of entities is one pipelined round trip.
 //
@@ -78,6 +81,8 @@ func (s *Store) trendingKey(cat string) string {
 	}
 	return s.ns + "{trending}:c:" + cat
 }
+
+func (s *Store) experimentKey(id string) string { return s.ns + "{exp:" + id + "}" }
 
 // ErrInvalid wraps every input error, so callers can tell bad input from a
 // failing Redis with errors.Is.

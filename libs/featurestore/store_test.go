@@ -301,3 +301,40 @@ func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 		return next(ctx, cmds)
 	}
 }
+
+func TestExperimentCounts(t *testing.T) {
+	forEachBackend(t, t0, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		var events []Event
+		for i := range 10 {
+			arm, version := "control", "v1"
+			if i%2 == 1 {
+				arm, version = "treatment", "v2"
+			}
+			user := fmt.Sprintf("u%d", i%4)
+			events = append(events, Event{ID: fmt.Sprintf("imp%d", i), Kind: Impression, UserID: user, ItemID: "i", Time: t0, ExperimentID: "exp1", Arm: arm, ModelVersion: version})
+			if i < 3 {
+				events = append(events, Event{ID: fmt.Sprintf("clk%d", i), Kind: Click, UserID: user, ItemID: "i", Time: t0, ExperimentID: "exp1", Arm: arm, ModelVersion: version})
+			}
+		}
+		for range 2 { // the second time is all duplicates
+			if _, err := s.ApplyEvents(ctx, events); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Experiment(ctx, "exp1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ArmCounts{
+			{Arm: "control", ModelVersion: "v1", Impressions: 5, Clicks: 2, UniqueUsers: 2},
+			{Arm: "treatment", ModelVersion: "v2", Impressions: 5, Clicks: 1, UniqueUsers: 2},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Experiment(exp1) = %+v, want %+v", got, want)
+		}
+		if none, err := s.Experiment(ctx, "nope"); err != nil || len(none) != 0 {
+			t.Errorf("Experiment(nope) = %v, %v; want nothing", none, err)
+		}
+	})
+}

@@ -92,7 +92,18 @@ end
 return 1
 `)
 
-var scripts = []*redis.Script{replaceFields, applyEntity, applyTrending}
+// applyExperiment counts an event for its experiment arm, once.
+// KEYS[1] de-duplication marker, KEYS[2] counters hash, KEYS[3] the arm's
+// unique-user HyperLogLog; ARGV[1] marker TTL (s), ARGV[2] counter field,
+// ARGV[3] user id.
+var applyExperiment = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('PFADD', KEYS[3], ARGV[3])
+return 1
+`)
+
+var scripts = []*redis.Script{replaceFields, applyEntity, applyTrending, applyExperiment}
 
 const (
 	maxIDBytes  = 256
@@ -233,6 +244,10 @@ type Event struct {
 	UserID string
 	ItemID string
 	Time   time.Time
+	// The experiment arm that produced the ranking, when there was one.
+	ExperimentID string
+	Arm          string
+	ModelVersion string
 }
 
 // ApplyResult counts what ApplyEvents did.
@@ -261,8 +276,10 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		return ApplyResult{}, err
 	}
 	ttl := int64(DedupWindow.Seconds())
+	parts := make([]int, len(events)) // script calls per event
 	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
-		for _, e := range events {
+		for i, e := range events {
+			parts[i] = 3
 			t := e.Time.UnixMilli()
 			kind, recent, trendW := "impressions", "", ImpressionTrendingWeight
 			if e.Kind == Click {
@@ -289,6 +306,13 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 				keys = append(keys, s.trendingKey(c))
 			}
 			applyTrending.EvalSha(ctx, p, keys, ttl, e.ItemID, w)
+
+			if e.ExperimentID != "" {
+				parts[i]++
+				arm := armKey(e.Arm, e.ModelVersion)
+				exp := s.experimentKey(e.ExperimentID)
+				applyExperiment.EvalSha(ctx, p, []string{exp + ":seen:" + e.ID, exp, exp + ":users:" + arm}, ttl, arm+armSep+kind, e.UserID)
+			}
 		}
 	})
 	if err != nil {
@@ -297,11 +321,12 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 	var res ApplyResult
 	for i := range events {
 		fresh := false
-		for _, c := range cmds[3*i : 3*i+3] {
+		for _, c := range cmds[:parts[i]] {
 			if n, _ := c.(*redis.Cmd).Int(); n == 1 {
 				fresh = true
 			}
 		}
+		cmds = cmds[parts[i]:]
 		if fresh {
 			res.Applied++
 		} else {
@@ -322,6 +347,10 @@ func (e Event) Validate() error {
 		return fmt.Errorf("event %s: user and item ids are required", e.ID)
 	case e.Time.IsZero() || math.Abs(time.Since(e.Time).Hours()) > 24*365*50:
 		return fmt.Errorf("event %s: event time %s is not plausible", e.ID, e.Time)
+	case e.ExperimentID != "" && e.Arm == "":
+		return fmt.Errorf("event %s: experiment %s without an arm", e.ID, e.ExperimentID)
+	case strings.Contains(e.Arm+e.ModelVersion, armSep) || strings.ContainsAny(e.ExperimentID, "{}"):
+		return fmt.Errorf("event %s: experiment, arm or model version has a control character or brace", e.ID)
 	}
 	return nil
 }

@@ -1,16 +1,35 @@
 // Package feedback records user feedback into the event stream and reports
 // experiments (DESIGN.md §3, §7).
 //
-// Not built yet: every RPC answers Unimplemented until the feedback-loop
-// issue lands.
+// RecordEvents validates the whole batch first (limits in
+// libs/eventstream), then writes every event to Kafka keyed by user id and
+// answers only once the broker acknowledged all of them (acks=all). A batch
+// is accepted whole or refused with the first bad event named; a failed
+// write answers Unavailable, and retrying with the same event ids never
+// counts an event twice (the stream processor de-duplicates by id).
 package feedback
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
+	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/eventstream"
+	"github.com/recsys/recsys/libs/experiment"
+	"github.com/recsys/recsys/libs/featureservice"
+	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -20,26 +39,154 @@ const (
 	DefaultHTTPPort = 8094
 )
 
+// MaxEventsPerCall bounds one RecordEvents batch.
+const MaxEventsPerCall = 1000
+
 // Config is the service's whole configuration.
 type Config struct {
-	Serving serving.Config
+	Serving      serving.Config
+	Kafka        config.StringList
+	Topic        string
+	Redis        string
+	Namespace    string
+	WriteTimeout time.Duration
 }
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	c.Kafka = config.StringList{"localhost:9092"}
+	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
+	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic events are written to")
+	fs.StringVar(&c.Redis, "redis", "localhost:6379", "Redis with the experiment counters; "+featurestore.DialHelp)
+	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "longest wait for Kafka to acknowledge a batch")
 }
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if len(cfg.Kafka) == 0 {
+		return errors.New("-kafka: at least one broker is required")
+	}
+	rdb, closeRedis, err := featurestore.Dial(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	store, err := featurestore.New(rdb, cfg.Namespace)
+	if err != nil {
+		return err
+	}
+	w := eventstream.NewWriter(cfg.Kafka, cfg.Topic)
+	defer w.Close()
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
 		return err
 	}
-	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), feedbackv1.UnimplementedFeedbackServiceServer{})
+	h := NewServer(w, store, cfg.WriteTimeout, srv.Metrics())
+	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), h)
 	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
 		srv.Close()
 		return err
 	}
+	srv.AddCheck("redis", store.Ping)
+	srv.AddCheck("kafka", func(ctx context.Context) error {
+		conn, err := (&kafka.Dialer{}).DialContext(ctx, "tcp", cfg.Kafka[0])
+		if err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		return conn.Close()
+	})
 	return srv.Run(ctx)
+}
+
+// Server implements FeedbackService.
+type Server struct {
+	feedbackv1.UnimplementedFeedbackServiceServer
+	w       *kafka.Writer
+	store   *featurestore.Store
+	timeout time.Duration
+	events  *prometheus.CounterVec
+	now     func() time.Time
+}
+
+// NewServer returns the handlers over a Kafka writer and the store with the
+// experiment counters.
+func NewServer(w *kafka.Writer, store *featurestore.Store, writeTimeout time.Duration, reg prometheus.Registerer) *Server {
+	s := &Server{w: w, store: store, timeout: writeTimeout, now: time.Now,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_feedback_events_total",
+			Help: "Feedback events by type and outcome (accepted, invalid, unavailable).",
+		}, []string{"type", "result"}),
+	}
+	reg.MustRegister(s.events)
+	return s
+}
+
+// RecordEvents validates and writes a batch of events.
+func (s *Server) RecordEvents(ctx context.Context, req *feedbackv1.RecordEventsRequest) (*feedbackv1.RecordEventsResponse, error) {
+	evs := req.GetEvents()
+	if len(evs) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "events: at least one event is required")
+	}
+	if len(evs) > MaxEventsPerCall {
+		return nil, status.Errorf(codes.InvalidArgument, "events: %d in one call, at most %d", len(evs), MaxEventsPerCall)
+	}
+	now := s.now()
+	msgs := make([]kafka.Message, len(evs))
+	for i, e := range evs {
+		if e.GetEventTime() == nil {
+			e.EventTime = timestamppb.New(now)
+		}
+		if err := eventstream.Validate(e, now); err != nil {
+			s.count(evs, "invalid")
+			return nil, status.Errorf(codes.InvalidArgument, "events[%d] (%s): %v; nothing was recorded", i, e.GetEventId(), err)
+		}
+		m, err := eventstream.Encode(ctx, e)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "events[%d]: %v", i, err)
+		}
+		msgs[i] = m
+	}
+	// Answer Unavailable before the caller's own deadline, not after it.
+	deadline := now.Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Add(-d.Sub(now)/10).Before(deadline) {
+		deadline = d.Add(-d.Sub(now) / 10)
+	}
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := s.w.WriteMessages(wctx, msgs...); err != nil {
+		s.count(evs, "unavailable")
+		if ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		return nil, status.Errorf(codes.Unavailable, "event stream (Kafka) unavailable: %v; retry with the same event ids, nothing is counted twice", err)
+	}
+	s.count(evs, "accepted")
+	return &feedbackv1.RecordEventsResponse{AcceptedCount: int32(len(evs))}, nil
+}
+
+func (s *Server) count(evs []*feedbackv1.Event, result string) {
+	for _, e := range evs {
+		t := strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
+		s.events.WithLabelValues(t, result).Inc()
+	}
+}
+
+// GetExperimentReport reports an experiment from the counters the stream
+// processor keeps.
+func (s *Server) GetExperimentReport(ctx context.Context, req *feedbackv1.GetExperimentReportRequest) (*feedbackv1.GetExperimentReportResponse, error) {
+	arms, err := s.store.Experiment(ctx, req.GetExperimentId())
+	if err != nil {
+		return nil, featureservice.Status(err)
+	}
+	r, err := experiment.Report(req.GetExperimentId(), req.GetControlArm(), arms)
+	switch {
+	case errors.Is(err, experiment.ErrNoEvents):
+		return nil, status.Errorf(codes.NotFound, "experiment %q: %v", req.GetExperimentId(), err)
+	case err != nil:
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	r.GeneratedAt = timestamppb.New(s.now())
+	return r, nil
 }

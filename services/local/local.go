@@ -12,8 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
+	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/services/featurecompute"
 	"github.com/recsys/recsys/services/feedback"
@@ -28,6 +31,9 @@ type Config struct {
 	// Redis is the Redis every service uses (featurestore.DialHelp); the
 	// embedded one is started here and shared.
 	Redis string
+	// Kafka is the brokers every service uses, or embedded[://host:port]
+	// for the embedded broker started here.
+	Kafka string
 
 	UserFeatures   userfeatures.Config
 	ItemFeatures   itemfeatures.Config
@@ -56,12 +62,13 @@ func (c *Config) services() []service {
 }
 
 // shared are the flags set once for all services.
-var shared = map[string]bool{"redis": true}
+var shared = map[string]bool{"redis": true, "kafka": true}
 
 // RegisterFlags adds every service's flags to fs, each under its name, and
 // the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
+	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:9092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
 	for _, s := range c.services() {
 		own := flag.NewFlagSet(s.name, flag.ContinueOnError)
 		s.register(own)
@@ -87,8 +94,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Info("embedded Redis-compatible server started", "addr", addr)
 		cfg.Redis = addr
 	}
+	if strings.HasPrefix(cfg.Kafka, "embedded") {
+		addr, stop, err := eventstream.StartEmbedded(strings.TrimPrefix(strings.TrimPrefix(cfg.Kafka, "embedded"), "://"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		logger.Info("embedded Kafka-compatible broker started", "addr", addr)
+		cfg.Kafka = addr
+	}
+	brokers := config.StringList{}
+	brokers.Set(cfg.Kafka)
 	cfg.UserFeatures.Redis = cfg.Redis
 	cfg.ItemFeatures.Redis = cfg.Redis
+	cfg.Feedback.Redis, cfg.Feedback.Kafka = cfg.Redis, brokers
+	cfg.FeatureCompute.Redis, cfg.FeatureCompute.Kafka = cfg.Redis, brokers
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -27,7 +27,7 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 	cfg.RegisterFlags(fs)
 	type ports struct{ grpc, http int }
 	svc := map[string]ports{}
-	args := []string{"-redis=embedded"}
+	args := []string{"-redis=embedded", "-kafka=embedded"}
 	for _, s := range cfg.services() {
 		p := ports{testenv.FreePort(t), testenv.FreePort(t)}
 		svc[s.name] = p

@@ -1,0 +1,223 @@
+// Package eventstream is the project's use of Kafka: topic names, the
+// feedback event codec (protobuf values keyed by user id, trace context in
+// headers), event validation, writers and readers configured the same way
+// everywhere, and the embedded broker for make run and tests.
+package eventstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel"
+	"google.golang.org/protobuf/proto"
+
+	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
+	"github.com/recsys/recsys/libs/featurestore"
+)
+
+// Topics.
+const (
+	FeedbackTopic = "feedback.events"
+	FeedbackDLQ   = "feedback.events.dlq"
+	ServedTopic   = "ranking.served"
+)
+
+// Limits of event validation.
+const (
+	// MaxFuture is how far ahead of the server's clock an event may be
+	// (client clock skew).
+	MaxFuture = 5 * time.Minute
+	// MaxAge is how old an event may be: the store remembers event ids for
+	// this long, so an older redelivery could count twice.
+	MaxAge = featurestore.DedupWindow
+	// MaxIDBytes bounds event, user and item ids.
+	MaxIDBytes = 256
+)
+
+var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
+
+// Validate checks an event received at now (its event_time must be set:
+// the feedback service sets it to the arrival time when the client did
+// not). The error names the field.
+func Validate(e *feedbackv1.Event, now time.Time) error {
+	switch {
+	case !eventIDPattern.MatchString(e.GetEventId()):
+		return fmt.Errorf("event_id %q: want 1 to 128 letters, digits or . _ : -", e.GetEventId())
+	case e.GetType() != feedbackv1.EventType_EVENT_TYPE_IMPRESSION && e.GetType() != feedbackv1.EventType_EVENT_TYPE_CLICK:
+		return fmt.Errorf("type %v: want EVENT_TYPE_IMPRESSION or EVENT_TYPE_CLICK", e.GetType())
+	case e.GetUserId() == "" || len(e.GetUserId()) > MaxIDBytes:
+		return fmt.Errorf("user_id: want 1 to %d bytes", MaxIDBytes)
+	case e.GetItemId() == "" || len(e.GetItemId()) > MaxIDBytes:
+		return fmt.Errorf("item_id: want 1 to %d bytes", MaxIDBytes)
+	case e.GetExperimentId() != "" && e.GetArm() == "":
+		return fmt.Errorf("arm: required with experiment_id %q", e.GetExperimentId())
+	}
+	if e.GetEventTime() == nil {
+		return errors.New("event_time: required")
+	}
+	{
+		t := e.GetEventTime().AsTime()
+		if t.After(now.Add(MaxFuture)) {
+			return fmt.Errorf("event_time %s: more than %s in the future", t.Format(time.RFC3339), MaxFuture)
+		}
+		if t.Before(now.Add(-MaxAge)) {
+			return fmt.Errorf("event_time %s: older than %s", t.Format(time.RFC3339), MaxAge)
+		}
+	}
+	if err := ToStore(e).Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ToStore converts a validated event for the feature store.
+func ToStore(e *feedbackv1.Event) featurestore.Event {
+	kind := featurestore.Impression
+	if e.GetType() == feedbackv1.EventType_EVENT_TYPE_CLICK {
+		kind = featurestore.Click
+	}
+	return featurestore.Event{
+		ID: e.GetEventId(), Kind: kind, UserID: e.GetUserId(), ItemID: e.GetItemId(), Time: e.GetEventTime().AsTime(),
+		ExperimentID: e.GetExperimentId(), Arm: e.GetArm(), ModelVersion: e.GetModelVersion(),
+	}
+}
+
+// Encode makes the Kafka message of an event: keyed by user id (one user's
+// events stay in order on one partition), the trace context of ctx in its
+// headers.
+func Encode(ctx context.Context, e *feedbackv1.Event) (kafka.Message, error) {
+	b, err := proto.Marshal(e)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode event %s: %w", e.GetEventId(), err)
+	}
+	m := kafka.Message{Key: []byte(e.GetUserId()), Value: b}
+	otel.GetTextMapPropagator().Inject(ctx, (*headerCarrier)(&m.Headers))
+	return m, nil
+}
+
+// Decode reads an event from a message; the error says why it cannot.
+func Decode(m kafka.Message) (*feedbackv1.Event, error) {
+	e := &feedbackv1.Event{}
+	if err := proto.Unmarshal(m.Value, e); err != nil {
+		return nil, fmt.Errorf("not a recsys.feedback.v1.Event: %w", err)
+	}
+	return e, nil
+}
+
+// Context returns ctx carrying the trace context of a message's headers.
+func Context(ctx context.Context, m kafka.Message) context.Context {
+	return otel.GetTextMapPropagator().Extract(ctx, (*headerCarrier)(&m.Headers))
+}
+
+// headerCarrier adapts Kafka headers to OpenTelemetry propagation.
+type headerCarrier []kafka.Header
+
+func (h *headerCarrier) Get(key string) string {
+	for _, x := range *h {
+		if x.Key == key {
+			return string(x.Value)
+		}
+	}
+	return ""
+}
+
+func (h *headerCarrier) Set(key, value string) {
+	for i, x := range *h {
+		if x.Key == key {
+			(*h)[i].Value = []byte(value)
+			return
+		}
+	}
+	*h = append(*h, kafka.Header{Key: key, Value: []byte(value)})
+}
+
+func (h *headerCarrier) Keys() []string {
+	keys := make([]string, len(*h))
+	for i, x := range *h {
+		keys[i] = x.Key
+	}
+	return keys
+}
+
+// NewWriter returns a writer to topic that waits for every in-sync replica
+// (acks=all), batches for at most a few milliseconds (the kafka-go default
+// of 1 s would make every synchronous write take a second), spreads keys
+// like the Java client (murmur2), and gives up after a few attempts so
+// callers see failures within their deadline. Close it when done.
+func NewWriter(brokers []string, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:            kafka.TCP(brokers...),
+		Topic:           topic,
+		Balancer:        &kafka.Murmur2Balancer{},
+		RequiredAcks:    kafka.RequireAll,
+		BatchTimeout:    2 * time.Millisecond,
+		BatchSize:       1000,
+		MaxAttempts:     3,
+		WriteBackoffMin: 20 * time.Millisecond,
+		WriteBackoffMax: 200 * time.Millisecond,
+		WriteTimeout:    5 * time.Second,
+		ReadTimeout:     5 * time.Second,
+		Transport:       &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Minute},
+	}
+}
+
+// EnsureTopics creates the topics that do not exist yet, with the given
+// partitions and replication factor 1 (a real cluster's topics are made by
+// its operators; this serves make run and tests).
+func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	d := &kafka.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("kafka %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("kafka controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("kafka controller %s:%d: %w", ctrl.Host, ctrl.Port, err)
+	}
+	defer cc.Close()
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, t := range topics {
+		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1}
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("create topics %v: %w", topics, err)
+	}
+	return nil
+}
+
+// StartEmbedded starts the embedded Kafka-compatible broker (kfake) on addr
+// ("" or port 0 for a free port) with 3 partitions per topic, and returns
+// its address and the function that stops it.
+func StartEmbedded(addr string) (string, func(), error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.AllowAutoTopicCreation()}
+	if addr != "" {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", nil, fmt.Errorf("embedded Kafka address %q: %w", addr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return "", nil, fmt.Errorf("embedded Kafka address %q: bad port", addr)
+		}
+		if p != 0 {
+			opts = append(opts, kfake.Ports(p))
+		}
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return "", nil, fmt.Errorf("start embedded Kafka on %s: %w (pass a free address or a real broker)", addr, err)
+	}
+	return c.ListenAddrs()[0], c.Close, nil
+}
