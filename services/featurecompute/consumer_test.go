@@ -338,4 +338,3 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 		t.Errorf("dead-lettered metric = %v, want 2", got)
 	}
 }
-
