@@ -47,13 +47,22 @@ end
 var applyEntity = redis.NewScript(luaLogAdd2 + `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local t = tonumber(ARGV[2])
-for i = 6, #ARGV, 3 do
-  local field, inc, hl = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+-- One read and one write of the hash, whatever the number of counters:
+-- Redis runs scripts on one thread, so commands per event set the
+-- pipeline's throughput.
+local fields = {}
+for i = 6, #ARGV, 3 do fields[#fields + 1] = ARGV[i] end
+if ARGV[5] ~= '' then fields[#fields + 1] = 'trend' end
+local cur = redis.call('HMGET', KEYS[2], unpack(fields))
+local out = {}
+for k = 1, (#ARGV - 5) / 3 do
+  local i = 3 + 3 * k
+  local inc, hl = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local v, ts = inc, t
-  local cur = redis.call('HGET', KEYS[2], field)
-  if cur then
-    local sep = string.find(cur, ':', 1, true)
-    local ov, ots = tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
+  local c = cur[k]
+  if c then
+    local sep = string.find(c, ':', 1, true)
+    local ov, ots = tonumber(string.sub(c, 1, sep - 1)), tonumber(string.sub(c, sep + 1))
     if t >= ots then
       v = ov * math.pow(2, -(t - ots) / hl) + inc
     else
@@ -61,18 +70,20 @@ for i = 6, #ARGV, 3 do
       ts = ots
     end
   end
-  redis.call('HSET', KEYS[2], field, string.format('%.17g', v) .. ':' .. string.format('%.0f', ts))
-end
-if ARGV[3] ~= '' then
-  local old = redis.call('ZSCORE', KEYS[3], ARGV[3])
-  if not old or tonumber(old) < t then redis.call('ZADD', KEYS[3], t, ARGV[3]) end
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
+  out[#out + 1] = ARGV[i]
+  out[#out + 1] = string.format('%.17g', v) .. ':' .. string.format('%.0f', ts)
 end
 if ARGV[5] ~= '' then
   local w = tonumber(ARGV[5])
-  local cur = redis.call('HGET', KEYS[2], 'trend')
-  if cur then w = logadd2(tonumber(cur), w) end
-  redis.call('HSET', KEYS[2], 'trend', string.format('%.17g', w))
+  local c = cur[#fields]
+  if c then w = logadd2(tonumber(c), w) end
+  out[#out + 1] = 'trend'
+  out[#out + 1] = string.format('%.17g', w)
+end
+if #out > 0 then redis.call('HSET', KEYS[2], unpack(out)) end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], 'GT', t, ARGV[3])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
 end
 return 1
 `)

@@ -26,7 +26,7 @@ import (
 
 // harness is one test's topic, Redis namespace and consumers.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	topic   string
 	dlq     string
@@ -37,7 +37,7 @@ type harness struct {
 	metrics *Metrics
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	k := testenv.NewKafka(t)
 	r := testenv.NewRedis(t)
@@ -84,7 +84,7 @@ func (h *harness) startCrashing(crashAfter int) *consumer {
 	return cs
 }
 
-func (c *consumer) stop(t *testing.T) {
+func (c *consumer) stop(t testing.TB) {
 	c.cancel()
 	if err := <-c.done; err != nil {
 		t.Errorf("consumer: %v", err)
@@ -128,7 +128,7 @@ func burst(n int) ([]*feedbackv1.Event, map[string]int64) {
 	return evs, want
 }
 
-func encodeAll(t *testing.T, evs []*feedbackv1.Event) []kafka.Message {
+func encodeAll(t testing.TB, evs []*feedbackv1.Event) []kafka.Message {
 	msgs := make([]kafka.Message, len(evs))
 	for i, e := range evs {
 		m, err := eventstream.Encode(context.Background(), e)
