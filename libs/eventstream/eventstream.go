@@ -43,10 +43,28 @@ const (
 
 var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
 
-// Validate checks an event received at now (its event_time must be set:
-// the feedback service sets it to the arrival time when the client did
-// not). The error names the field.
+// Validate checks an event received at now: its shape (Check) and that its
+// event_time lies within [now-MaxAge, now+MaxFuture]. The feedback service
+// sets a missing event_time to the arrival time first. The error names the
+// field.
 func Validate(e *feedbackv1.Event, now time.Time) error {
+	if err := Check(e); err != nil {
+		return err
+	}
+	t := e.GetEventTime().AsTime()
+	if t.After(now.Add(MaxFuture)) {
+		return fmt.Errorf("event_time %s: more than %s in the future", t.Format(time.RFC3339), MaxFuture)
+	}
+	if t.Before(now.Add(-MaxAge)) {
+		return fmt.Errorf("event_time %s: older than %s", t.Format(time.RFC3339), MaxAge)
+	}
+	return nil
+}
+
+// Check checks an event's shape, not its age: what the stream processor
+// requires of an event already accepted into the log (it may read it late,
+// after an outage or in a rebuild).
+func Check(e *feedbackv1.Event) error {
 	switch {
 	case !eventIDPattern.MatchString(e.GetEventId()):
 		return fmt.Errorf("event_id %q: want 1 to 128 letters, digits or . _ : -", e.GetEventId())
@@ -62,19 +80,7 @@ func Validate(e *feedbackv1.Event, now time.Time) error {
 	if e.GetEventTime() == nil {
 		return errors.New("event_time: required")
 	}
-	{
-		t := e.GetEventTime().AsTime()
-		if t.After(now.Add(MaxFuture)) {
-			return fmt.Errorf("event_time %s: more than %s in the future", t.Format(time.RFC3339), MaxFuture)
-		}
-		if t.Before(now.Add(-MaxAge)) {
-			return fmt.Errorf("event_time %s: older than %s", t.Format(time.RFC3339), MaxAge)
-		}
-	}
-	if err := ToStore(e).Validate(); err != nil {
-		return err
-	}
-	return nil
+	return ToStore(e).Validate()
 }
 
 // ToStore converts a validated event for the feature store.

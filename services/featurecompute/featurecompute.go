@@ -230,7 +230,6 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 	links := make([]trace.Link, 0, len(batch))
 	events := make([]featurestore.Event, 0, len(batch))
 	var parked []kafka.Message
-	now := time.Now()
 	lastByPartition := map[int]kafka.Message{}
 	for _, m := range batch {
 		lastByPartition[m.Partition] = m
@@ -240,7 +239,7 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 			parked = append(parked, deadLetter(m, "undecodable", err))
 			continue
 		}
-		if err := eventstream.Validate(e, now); err != nil {
+		if err := eventstream.Check(e); err != nil {
 			parked = append(parked, deadLetter(m, "invalid", err))
 			continue
 		}
