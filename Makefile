@@ -10,6 +10,27 @@ PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 BUF      := node_modules/.bin/buf
 GO_TEST_FLAGS ?=
 
+# ONNX Runtime's shared library, from the npm package onnxruntime-node (the
+# Go module proxy and Debian have none). ORT_LIB may point at any other copy
+# (an official release, a GPU build).
+ORT_VERSION := 1.30.0
+ORT_SHA256  := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+ORT_CACHE   := .cache/onnxruntime
+export ORT_LIB ?= $(CURDIR)/$(ORT_CACHE)/libonnxruntime.so.1
+
+$(ORT_CACHE)/libonnxruntime.so.1:
+	@mkdir -p $(ORT_CACHE)
+	@echo "fetching libonnxruntime.so.1 $(ORT_VERSION) from the npm package onnxruntime-node (113 MB download)"
+	cd $(ORT_CACHE) && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null \
+	  && tar -xzf onnxruntime-node-$(ORT_VERSION).tgz package/bin/napi-v6/linux/x64/libonnxruntime.so.1 \
+	  && mv package/bin/napi-v6/linux/x64/libonnxruntime.so.1 libonnxruntime.so.1.tmp \
+	  && rm -rf package onnxruntime-node-$(ORT_VERSION).tgz
+	echo "$(ORT_SHA256)  $(ORT_CACHE)/libonnxruntime.so.1.tmp" | sha256sum -c --quiet
+	mv $(ORT_CACHE)/libonnxruntime.so.1.tmp $@
+
+.PHONY: ort
+ort: $(ORT_CACHE)/libonnxruntime.so.1 ## fetch the ONNX Runtime library into .cache/ (make test and make run do this)
+
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
@@ -58,19 +79,19 @@ tidy: ## go mod tidy in every module
 	@for m in $(MODULES) tools; do (cd $$m && GOWORK=off go mod tidy); done
 
 .PHONY: test
-test: check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+test: ort check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
 	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: test-short
-test-short: ## quick tests only (testing.Short)
+test-short: ort ## quick tests only (testing.Short)
 	go test -short $(PKGS)
 
 .PHONY: bench
-bench: ## benchmarks, as ratios against the bare parts
+bench: ort ## benchmarks, as ratios against the bare parts
 	go test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: run
-run: ## the whole platform in one process; web UI and edge on http://localhost:8080
+run: ort ## the whole platform in one process; web UI and edge on http://localhost:8080
 	go run ./services/local/cmd/recsys
 
 .PHONY: certs

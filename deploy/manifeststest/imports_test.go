@@ -1,0 +1,27 @@
+package manifeststest
+
+import (
+	_ "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	_ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	_ "istio.io/client-go/pkg/apis/networking/v1"
+	_ "istio.io/client-go/pkg/apis/security/v1"
+	_ "k8s.io/api/apps/v1"
+	_ "k8s.io/api/autoscaling/v2"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/api/policy/v1"
+	_ "k8s.io/api/scheduling/v1"
+	_ "k8s.io/api/batch/v1"
+	_ "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
+	_ "knative.dev/serving/pkg/apis/serving/v1"
+	_ "sigs.k8s.io/kustomize/api/krusty"
+	_ "sigs.k8s.io/kustomize/kyaml/filesys"
+	_ "github.com/recsys/recsys/services/featurecompute"
+	_ "github.com/recsys/recsys/services/feedback"
+	_ "github.com/recsys/recsys/services/ingest"
+	_ "github.com/recsys/recsys/services/itemfeatures"
+	_ "github.com/recsys/recsys/services/ranking"
+	_ "github.com/recsys/recsys/services/trainer"
+	_ "github.com/recsys/recsys/services/userfeatures"
+	_ "github.com/recsys/recsys/services/web"
+	_ "sigs.k8s.io/json"
+)

@@ -1,0 +1,104 @@
+package modelrt
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/recsys/recsys/libs/modelrt/modeltest"
+)
+
+// needORT initialises ONNX Runtime or skips the test saying why.
+func needORT(t testing.TB) {
+	t.Helper()
+	if err := Init(LibraryPath()); err != nil {
+		t.Skipf("no ONNX Runtime: %v", err)
+	}
+}
+
+func writeModel(t testing.TB, l modeltest.Logistic) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(p, l.ONNX(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSessionMatchesReference(t *testing.T) {
+	needORT(t)
+	l := modeltest.Logistic{W: []float32{0.5, -1.25, 2, 0.1}, B: -0.3}
+	path := writeModel(t, l)
+	s, err := OpenSession(path, "features", "score", 4, SessionOptions{Provider: CPU, IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows := []float32{1, 2, 3, 4, 0, 0, 0, 0, -1, 0.5, 0.25, 10}
+	got, err := s.Run(rows, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		want := l.Score(rows[i*4 : i*4+4])
+		if math.Abs(float64(got[i])-want) > 1e-5 {
+			t.Errorf("row %d: score %v, want %v", i, got[i], want)
+		}
+	}
+	if _, err := s.Run(rows[:5], nil); err == nil {
+		t.Error("Run(5 floats of 4-float rows) succeeded, want an error")
+	}
+}
+
+func TestAutoFallsBackToCPU(t *testing.T) {
+	needORT(t)
+	path := writeModel(t, modeltest.Logistic{W: []float32{1}, B: 0})
+	s, err := OpenSession(path, "features", "score", 1, SessionOptions{Provider: Auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Provider() == CPU && s.FallbackReason == "" {
+		t.Error("auto chose the CPU without saying why")
+	}
+	t.Logf("auto chose %s (%s)", s.Provider(), s.FallbackReason)
+}
+
+// TestCUDA runs on a machine with a GPU and the CUDA provider libraries;
+// elsewhere it is skipped with the reason.
+func TestCUDA(t *testing.T) {
+	needORT(t)
+	path := writeModel(t, modeltest.Logistic{W: []float32{1, 2}, B: 0.5})
+	s, err := OpenSession(path, "features", "score", 2, SessionOptions{Provider: CUDA})
+	if errors.Is(err, ErrNoCUDA) {
+		t.Skipf("no CUDA here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Run([]float32{1, 1}, nil)
+	if err != nil || math.Abs(float64(got[0])-modeltest.Logistic{W: []float32{1, 2}, B: 0.5}.Score([]float32{1, 1})) > 1e-5 {
+		t.Errorf("CUDA Run = %v, %v", got, err)
+	}
+}
+
+func TestCheckIO(t *testing.T) {
+	needORT(t)
+	path := writeModel(t, modeltest.Logistic{W: []float32{1, 2, 3}})
+	good := &Metadata{Input: "features", Output: "score", Features: make([]Feature, 3)}
+	if err := CheckIO(path, good); err != nil {
+		t.Errorf("CheckIO(matching metadata) = %v", err)
+	}
+	for name, m := range map[string]*Metadata{
+		"wrong width":  {Input: "features", Output: "score", Features: make([]Feature, 4)},
+		"wrong input":  {Input: "x", Output: "score", Features: make([]Feature, 3)},
+		"wrong output": {Input: "features", Output: "y", Features: make([]Feature, 3)},
+	} {
+		if err := CheckIO(path, m); err == nil {
+			t.Errorf("CheckIO(%s) = nil, want an error", name)
+		}
+	}
+}
