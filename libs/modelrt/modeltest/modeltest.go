@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -57,11 +58,11 @@ func (l Logistic) ONNX() []byte {
 
 // Metadata returns the metadata.json content for the model with the given
 // feature list (len(W) entries).
-func (l Logistic) Metadata(name, version string, features []map[string]any) []byte {
+func (l Logistic) Metadata(name, version string, created time.Time, features []map[string]any) []byte {
 	m := map[string]any{
 		"name": name, "version": version, "input_name": "features", "output_name": "score",
 		"features": features, "id_hashing": map[string]any{"salt": "t", "buckets": 1000},
-		"metrics": map[string]float64{"auc": 0.5}, "created_at": "2026-11-01T00:00:00Z",
+		"metrics": map[string]float64{"auc": 0.5}, "created_at": created,
 	}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	return b
