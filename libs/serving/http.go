@@ -3,6 +3,7 @@ package serving
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -99,13 +100,16 @@ func (s *Server) cors(next http.Handler) http.Handler {
 
 func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	ready, checks := s.readiness()
+	s.mu.Lock()
+	detail := maps.Clone(s.detail)
+	s.mu.Unlock()
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks})
+	json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": checks, "detail": detail})
 }
 
 // writeStatus writes a google.rpc.Status-shaped JSON body, as grpc-gateway

@@ -66,6 +66,7 @@ type Server struct {
 
 	checks   map[string]Check
 	mu       sync.Mutex
+	detail   map[string]string
 	stopping bool
 	results  map[string]string // check name → "ok" or the error
 }
@@ -196,6 +197,17 @@ func NewGatewayMux(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
 // "/" replaces the service's own REST and gRPC-Web handling (the web edge
 // does this).
 func (s *Server) Handle(pattern string, h http.Handler) { s.extra[pattern] = h }
+
+// SetDetail publishes a fact about the service (the execution provider a
+// model runs on, say) in the /readyz JSON under "detail".
+func (s *Server) SetDetail(key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detail == nil {
+		s.detail = map[string]string{}
+	}
+	s.detail[key] = value
+}
 
 // AddCheck adds a readiness check. The service reports SERVING on gRPC
 // health and 200 on /readyz only while every check passes.

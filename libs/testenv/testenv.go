@@ -210,6 +210,22 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago (held open together while chosen, so no two are the same).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
 // WaitForPort waits until addr accepts TCP connections.
 func WaitForPort(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()

@@ -80,6 +80,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 }
 
+// dialable turns a listen address (":9091") into one to dial.
+func dialable(listen string) string {
+	if strings.HasPrefix(listen, ":") {
+		return "localhost" + listen
+	}
+	return listen
+}
+
 // Run runs every service until ctx is done or one of them fails, which
 // stops the others.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
@@ -109,6 +117,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	cfg.ItemFeatures.Redis = cfg.Redis
 	cfg.Feedback.Redis, cfg.Feedback.Kafka = cfg.Redis, brokers
 	cfg.FeatureCompute.Redis, cfg.FeatureCompute.Kafka = cfg.Redis, brokers
+	cfg.Ranking.Kafka = brokers
+	cfg.Ranking.UserFeatures = dialable(cfg.UserFeatures.Serving.GRPCAddr)
+	cfg.Ranking.ItemFeatures = dialable(cfg.ItemFeatures.Serving.GRPCAddr)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

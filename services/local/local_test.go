@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
 )
@@ -27,9 +28,16 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 	cfg.RegisterFlags(fs)
 	type ports struct{ grpc, http int }
 	svc := map[string]ports{}
-	args := []string{"-redis=embedded", "-kafka=embedded"}
-	for _, s := range cfg.services() {
-		p := ports{testenv.FreePort(t), testenv.FreePort(t)}
+	models := t.TempDir()
+	l := modeltest.Logistic{W: []float32{1}}
+	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
+		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-redis=embedded", "-kafka=embedded", "-ranking.model-root=" + models, "-ranking.model-scan-interval=50ms", "-ranking.ready-interval=50ms"}
+	free := testenv.FreePorts(t, 2*len(cfg.services()))
+	for i, s := range cfg.services() {
+		p := ports{free[2*i], free[2*i+1]}
 		svc[s.name] = p
 		args = append(args, fmt.Sprintf("-%s.grpc-addr=127.0.0.1:%d", s.name, p.grpc), fmt.Sprintf("-%s.http-addr=127.0.0.1:%d", s.name, p.http))
 	}
@@ -61,7 +69,14 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			h, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+			// Ranking is ready once its model is warm: wait for that.
+			var h *healthpb.HealthCheckResponse
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				h, err = healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+				if err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+					break
+				}
+			}
 			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 				t.Errorf("gRPC health = %v, %v; want SERVING", h, err)
 			}
@@ -86,11 +101,20 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 		})
 	}
 
-	// Through the edge on the web port: an RPC that is not built yet says so.
-	var st struct{ Code int }
-	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/models", svc["web"].http), http.StatusNotImplemented, &st)
-	if st.Code != int(codes.Unimplemented) {
-		t.Errorf("GET /v1/models via the edge: code %d, want %d (Unimplemented)", st.Code, codes.Unimplemented)
+	// Through the edge on the web port: REST reaches ranking, which ranks
+	// with the model (the feature services answer from the embedded Redis).
+	var list struct{ Models []struct{ Version, State, Provider string } }
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/models", svc["web"].http), http.StatusOK, &list)
+	if len(list.Models) != 1 || list.Models[0].State != "MODEL_STATE_READY" || list.Models[0].Provider != "cpu" {
+		t.Errorf("GET /v1/models via the edge = %+v, want v1 ready on cpu", list)
+	}
+	var recs struct {
+		ModelVersion string
+		RequestID    string `json:"requestId"`
+	}
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/users/u1/recommendations", svc["web"].http), http.StatusOK, &recs)
+	if recs.RequestID == "" {
+		t.Errorf("GET recommendations via the edge = %+v, want a request id", recs)
 	}
 }
 

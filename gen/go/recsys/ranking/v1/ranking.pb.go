@@ -876,6 +876,180 @@ func (x *ListModelsResponse) GetModels() []*ModelInfo {
 	return nil
 }
 
+// ServedRanking is one ranking as it was served, with the exact feature rows
+// the model scored for the items returned. The ranking service writes it to
+// the Kafka topic ranking.served (keyed by user id); the trainer joins it
+// with clicks on request_id, so training sees exactly what serving saw.
+type ServedRanking struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ModelVersion string                 `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	ExperimentId string                 `protobuf:"bytes,4,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	Arm          string                 `protobuf:"bytes,5,opt,name=arm,proto3" json:"arm,omitempty"`
+	ServedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=served_at,json=servedAt,proto3" json:"served_at,omitempty"`
+	// Names of the feature columns, in the order of ServedItem.features.
+	FeatureNames  []string      `protobuf:"bytes,7,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	Items         []*ServedItem `protobuf:"bytes,8,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServedRanking) Reset() {
+	*x = ServedRanking{}
+	mi := &file_recsys_ranking_v1_ranking_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServedRanking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServedRanking) ProtoMessage() {}
+
+func (x *ServedRanking) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_ranking_v1_ranking_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServedRanking.ProtoReflect.Descriptor instead.
+func (*ServedRanking) Descriptor() ([]byte, []int) {
+	return file_recsys_ranking_v1_ranking_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServedRanking) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ServedRanking) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ServedRanking) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *ServedRanking) GetExperimentId() string {
+	if x != nil {
+		return x.ExperimentId
+	}
+	return ""
+}
+
+func (x *ServedRanking) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
+}
+
+func (x *ServedRanking) GetServedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServedAt
+	}
+	return nil
+}
+
+func (x *ServedRanking) GetFeatureNames() []string {
+	if x != nil {
+		return x.FeatureNames
+	}
+	return nil
+}
+
+func (x *ServedRanking) GetItems() []*ServedItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ServedItem is one returned item with its model input row.
+type ServedItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ItemId        string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	Position      int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Score         float32                `protobuf:"fixed32,3,opt,name=score,proto3" json:"score,omitempty"`
+	Features      []float32              `protobuf:"fixed32,4,rep,packed,name=features,proto3" json:"features,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServedItem) Reset() {
+	*x = ServedItem{}
+	mi := &file_recsys_ranking_v1_ranking_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServedItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServedItem) ProtoMessage() {}
+
+func (x *ServedItem) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_ranking_v1_ranking_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServedItem.ProtoReflect.Descriptor instead.
+func (*ServedItem) Descriptor() ([]byte, []int) {
+	return file_recsys_ranking_v1_ranking_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ServedItem) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *ServedItem) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *ServedItem) GetScore() float32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ServedItem) GetFeatures() []float32 {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
 var File_recsys_ranking_v1_ranking_proto protoreflect.FileDescriptor
 
 const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
@@ -951,7 +1125,23 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"J\n" +
 	"\x12ListModelsResponse\x124\n" +
-	"\x06models\x18\x01 \x03(\v2\x1c.recsys.ranking.v1.ModelInfoR\x06models*\xa4\x01\n" +
+	"\x06models\x18\x01 \x03(\v2\x1c.recsys.ranking.v1.ModelInfoR\x06models\"\xb6\x02\n" +
+	"\rServedRanking\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12#\n" +
+	"\rexperiment_id\x18\x04 \x01(\tR\fexperimentId\x12\x10\n" +
+	"\x03arm\x18\x05 \x01(\tR\x03arm\x127\n" +
+	"\tserved_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bservedAt\x12#\n" +
+	"\rfeature_names\x18\a \x03(\tR\ffeatureNames\x123\n" +
+	"\x05items\x18\b \x03(\v2\x1d.recsys.ranking.v1.ServedItemR\x05items\"s\n" +
+	"\n" +
+	"ServedItem\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x05R\bposition\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x02R\x05score\x12\x1a\n" +
+	"\bfeatures\x18\x04 \x03(\x02R\bfeatures*\xa4\x01\n" +
 	"\n" +
 	"ModelState\x12\x1b\n" +
 	"\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -983,7 +1173,7 @@ func file_recsys_ranking_v1_ranking_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_ranking_v1_ranking_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_ranking_v1_ranking_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_recsys_ranking_v1_ranking_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_recsys_ranking_v1_ranking_proto_goTypes = []any{
 	(ModelState)(0),               // 0: recsys.ranking.v1.ModelState
 	(*RankRequest)(nil),           // 1: recsys.ranking.v1.RankRequest
@@ -996,33 +1186,37 @@ var file_recsys_ranking_v1_ranking_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),     // 8: recsys.ranking.v1.ListModelsRequest
 	(*ModelInfo)(nil),             // 9: recsys.ranking.v1.ModelInfo
 	(*ListModelsResponse)(nil),    // 10: recsys.ranking.v1.ListModelsResponse
-	nil,                           // 11: recsys.ranking.v1.ModelInfo.MetricsEntry
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*ServedRanking)(nil),         // 11: recsys.ranking.v1.ServedRanking
+	(*ServedItem)(nil),            // 12: recsys.ranking.v1.ServedItem
+	nil,                           // 13: recsys.ranking.v1.ModelInfo.MetricsEntry
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_recsys_ranking_v1_ranking_proto_depIdxs = []int32{
 	2,  // 0: recsys.ranking.v1.RankResponse.items:type_name -> recsys.ranking.v1.ScoredItem
-	12, // 1: recsys.ranking.v1.RankResponse.server_latency:type_name -> google.protobuf.Duration
+	14, // 1: recsys.ranking.v1.RankResponse.server_latency:type_name -> google.protobuf.Duration
 	2,  // 2: recsys.ranking.v1.RecommendResponse.items:type_name -> recsys.ranking.v1.ScoredItem
-	12, // 3: recsys.ranking.v1.RecommendResponse.server_latency:type_name -> google.protobuf.Duration
+	14, // 3: recsys.ranking.v1.RecommendResponse.server_latency:type_name -> google.protobuf.Duration
 	0,  // 4: recsys.ranking.v1.ModelInfo.state:type_name -> recsys.ranking.v1.ModelState
-	11, // 5: recsys.ranking.v1.ModelInfo.metrics:type_name -> recsys.ranking.v1.ModelInfo.MetricsEntry
-	13, // 6: recsys.ranking.v1.ModelInfo.created_at:type_name -> google.protobuf.Timestamp
-	12, // 7: recsys.ranking.v1.ModelInfo.warmup_duration:type_name -> google.protobuf.Duration
+	13, // 5: recsys.ranking.v1.ModelInfo.metrics:type_name -> recsys.ranking.v1.ModelInfo.MetricsEntry
+	15, // 6: recsys.ranking.v1.ModelInfo.created_at:type_name -> google.protobuf.Timestamp
+	14, // 7: recsys.ranking.v1.ModelInfo.warmup_duration:type_name -> google.protobuf.Duration
 	9,  // 8: recsys.ranking.v1.ListModelsResponse.models:type_name -> recsys.ranking.v1.ModelInfo
-	1,  // 9: recsys.ranking.v1.RankingService.Rank:input_type -> recsys.ranking.v1.RankRequest
-	4,  // 10: recsys.ranking.v1.RankingService.Recommend:input_type -> recsys.ranking.v1.RecommendRequest
-	6,  // 11: recsys.ranking.v1.InferenceService.Predict:input_type -> recsys.ranking.v1.PredictRequest
-	8,  // 12: recsys.ranking.v1.ModelService.ListModels:input_type -> recsys.ranking.v1.ListModelsRequest
-	3,  // 13: recsys.ranking.v1.RankingService.Rank:output_type -> recsys.ranking.v1.RankResponse
-	5,  // 14: recsys.ranking.v1.RankingService.Recommend:output_type -> recsys.ranking.v1.RecommendResponse
-	7,  // 15: recsys.ranking.v1.InferenceService.Predict:output_type -> recsys.ranking.v1.PredictResponse
-	10, // 16: recsys.ranking.v1.ModelService.ListModels:output_type -> recsys.ranking.v1.ListModelsResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 9: recsys.ranking.v1.ServedRanking.served_at:type_name -> google.protobuf.Timestamp
+	12, // 10: recsys.ranking.v1.ServedRanking.items:type_name -> recsys.ranking.v1.ServedItem
+	1,  // 11: recsys.ranking.v1.RankingService.Rank:input_type -> recsys.ranking.v1.RankRequest
+	4,  // 12: recsys.ranking.v1.RankingService.Recommend:input_type -> recsys.ranking.v1.RecommendRequest
+	6,  // 13: recsys.ranking.v1.InferenceService.Predict:input_type -> recsys.ranking.v1.PredictRequest
+	8,  // 14: recsys.ranking.v1.ModelService.ListModels:input_type -> recsys.ranking.v1.ListModelsRequest
+	3,  // 15: recsys.ranking.v1.RankingService.Rank:output_type -> recsys.ranking.v1.RankResponse
+	5,  // 16: recsys.ranking.v1.RankingService.Recommend:output_type -> recsys.ranking.v1.RecommendResponse
+	7,  // 17: recsys.ranking.v1.InferenceService.Predict:output_type -> recsys.ranking.v1.PredictResponse
+	10, // 18: recsys.ranking.v1.ModelService.ListModels:output_type -> recsys.ranking.v1.ListModelsResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_recsys_ranking_v1_ranking_proto_init() }
@@ -1036,7 +1230,7 @@ func file_recsys_ranking_v1_ranking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_ranking_v1_ranking_proto_rawDesc), len(file_recsys_ranking_v1_ranking_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

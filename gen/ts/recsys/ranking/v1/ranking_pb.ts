@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/ranking/v1/ranking.proto.
  */
 export const file_recsys_ranking_v1_ranking: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvcmFua2luZy92MS9yYW5raW5nLnByb3RvEhFyZWNzeXMucmFua2luZy52MSJbCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNhbmRpZGF0ZV9pZHMYAiADKAkSDQoFbGltaXQYAyABKAUSFQoNbW9kZWxfdmVyc2lvbhgEIAEoCSJhCgpTY29yZWRJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIcG9zaXRpb24YAyABKAUSDQoFdGl0bGUYBCABKAkSEgoKY2F0ZWdvcmllcxgFIAMoCSLxAQoMUmFua1Jlc3BvbnNlEiwKBWl0ZW1zGAEgAygLMh0ucmVjc3lzLnJhbmtpbmcudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhUKDWV4cGVyaW1lbnRfaWQYAyABKAkSCwoDYXJtGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSGQoRZmVhdHVyZXNfZGVncmFkZWQYBiABKAgSFgoObW9kZWxfZmFsbGJhY2sYByABKAgSMQoOc2VydmVyX2xhdGVuY3kYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ifQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEhUKDW1vZGVsX3ZlcnNpb24YAyABKAkSGAoQZXhjbHVkZV9pdGVtX2lkcxgEIAMoCRIYChBtYXhfcGVyX2NhdGVnb3J5GAUgASgFIvYBChFSZWNvbW1lbmRSZXNwb25zZRIsCgVpdGVtcxgBIAMoCzIdLnJlY3N5cy5yYW5raW5nLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIVCg1leHBlcmltZW50X2lkGAMgASgJEgsKA2FybRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJEhkKEWZlYXR1cmVzX2RlZ3JhZGVkGAYgASgIEhYKDm1vZGVsX2ZhbGxiYWNrGAcgASgIEjEKDnNlcnZlcl9sYXRlbmN5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjsKDlByZWRpY3RSZXF1ZXN0EhIKCmlucHV0X2RhdGEYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCSJKCg9QcmVkaWN0UmVzcG9uc2USDgoGc2NvcmVzGAEgAygCEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEAoIcHJvdmlkZXIYAyABKAkiIQoRTGlzdE1vZGVsc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKfAwoJTW9kZWxJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLnJlY3N5cy5yYW5raW5nLnYxLk1vZGVsU3RhdGUSEAoIcHJvdmlkZXIYBCABKAkSEwoLaW5wdXRfd2lkdGgYBSABKAUSFQoNZmVhdHVyZV9uYW1lcxgGIAMoCRI6CgdtZXRyaWNzGAcgAygLMikucmVjc3lzLnJhbmtpbmcudjEuTW9kZWxJbmZvLk1ldHJpY3NFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJ3YXJtdXBfYmF0Y2hfc2l6ZXMYCiADKAUSMgoPd2FybXVwX2R1cmF0aW9uGAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBGFybXMYDCADKAkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiQgoSTGlzdE1vZGVsc1Jlc3BvbnNlEiwKBm1vZGVscxgBIAMoCzIcLnJlY3N5cy5yYW5raW5nLnYxLk1vZGVsSW5mbyqkAQoKTW9kZWxTdGF0ZRIbChdNT0RFTF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE01PREVMX1NUQVRFX0xPQURJTkcQARIXChNNT0RFTF9TVEFURV9XQVJNSU5HEAISFQoRTU9ERUxfU1RBVEVfUkVBRFkQAxIWChJNT0RFTF9TVEFURV9GQUlMRUQQBBIYChRNT0RFTF9TVEFURV9VTkxPQURFRBAFMvQBCg5SYW5raW5nU2VydmljZRJcCgRSYW5rEh4ucmVjc3lzLnJhbmtpbmcudjEuUmFua1JlcXVlc3QaHy5yZWNzeXMucmFua2luZy52MS5SYW5rUmVzcG9uc2UiE4LT5JMCDToBKiIIL3YxL3JhbmsSgwEKCVJlY29tbWVuZBIjLnJlY3N5cy5yYW5raW5nLnYxLlJlY29tbWVuZFJlcXVlc3QaJC5yZWNzeXMucmFua2luZy52MS5SZWNvbW1lbmRSZXNwb25zZSIrgtPkkwIlEiMvdjEvdXNlcnMve3VzZXJfaWR9L3JlY29tbWVuZGF0aW9uczJ8ChBJbmZlcmVuY2VTZXJ2aWNlEmgKB1ByZWRpY3QSIS5yZWNzeXMucmFua2luZy52MS5QcmVkaWN0UmVxdWVzdBoiLnJlY3N5cy5yYW5raW5nLnYxLlByZWRpY3RSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvcHJlZGljdDJ9CgxNb2RlbFNlcnZpY2USbQoKTGlzdE1vZGVscxIkLnJlY3N5cy5yYW5raW5nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUucmVjc3lzLnJhbmtpbmcudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9tb2RlbHNCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvcmFua2luZy92MTtyYW5raW5ndjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch9yZWNzeXMvcmFua2luZy92MS9yYW5raW5nLnByb3RvEhFyZWNzeXMucmFua2luZy52MSJbCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWNhbmRpZGF0ZV9pZHMYAiADKAkSDQoFbGltaXQYAyABKAUSFQoNbW9kZWxfdmVyc2lvbhgEIAEoCSJhCgpTY29yZWRJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIcG9zaXRpb24YAyABKAUSDQoFdGl0bGUYBCABKAkSEgoKY2F0ZWdvcmllcxgFIAMoCSLxAQoMUmFua1Jlc3BvbnNlEiwKBWl0ZW1zGAEgAygLMh0ucmVjc3lzLnJhbmtpbmcudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhUKDWV4cGVyaW1lbnRfaWQYAyABKAkSCwoDYXJtGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSGQoRZmVhdHVyZXNfZGVncmFkZWQYBiABKAgSFgoObW9kZWxfZmFsbGJhY2sYByABKAgSMQoOc2VydmVyX2xhdGVuY3kYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ifQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEhUKDW1vZGVsX3ZlcnNpb24YAyABKAkSGAoQZXhjbHVkZV9pdGVtX2lkcxgEIAMoCRIYChBtYXhfcGVyX2NhdGVnb3J5GAUgASgFIvYBChFSZWNvbW1lbmRSZXNwb25zZRIsCgVpdGVtcxgBIAMoCzIdLnJlY3N5cy5yYW5raW5nLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIVCg1leHBlcmltZW50X2lkGAMgASgJEgsKA2FybRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJEhkKEWZlYXR1cmVzX2RlZ3JhZGVkGAYgASgIEhYKDm1vZGVsX2ZhbGxiYWNrGAcgASgIEjEKDnNlcnZlcl9sYXRlbmN5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjsKDlByZWRpY3RSZXF1ZXN0EhIKCmlucHV0X2RhdGEYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCSJKCg9QcmVkaWN0UmVzcG9uc2USDgoGc2NvcmVzGAEgAygCEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEAoIcHJvdmlkZXIYAyABKAkiIQoRTGlzdE1vZGVsc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKfAwoJTW9kZWxJbmZvEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLnJlY3N5cy5yYW5raW5nLnYxLk1vZGVsU3RhdGUSEAoIcHJvdmlkZXIYBCABKAkSEwoLaW5wdXRfd2lkdGgYBSABKAUSFQoNZmVhdHVyZV9uYW1lcxgGIAMoCRI6CgdtZXRyaWNzGAcgAygLMikucmVjc3lzLnJhbmtpbmcudjEuTW9kZWxJbmZvLk1ldHJpY3NFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJ3YXJtdXBfYmF0Y2hfc2l6ZXMYCiADKAUSMgoPd2FybXVwX2R1cmF0aW9uGAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBGFybXMYDCADKAkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiQgoSTGlzdE1vZGVsc1Jlc3BvbnNlEiwKBm1vZGVscxgBIAMoCzIcLnJlY3N5cy5yYW5raW5nLnYxLk1vZGVsSW5mbyLjAQoNU2VydmVkUmFua2luZxISCgpyZXF1ZXN0X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFQoNbW9kZWxfdmVyc2lvbhgDIAEoCRIVCg1leHBlcmltZW50X2lkGAQgASgJEgsKA2FybRgFIAEoCRItCglzZXJ2ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWZlYXR1cmVfbmFtZXMYByADKAkSLAoFaXRlbXMYCCADKAsyHS5yZWNzeXMucmFua2luZy52MS5TZXJ2ZWRJdGVtIlAKClNlcnZlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRIQCghwb3NpdGlvbhgCIAEoBRINCgVzY29yZRgDIAEoAhIQCghmZWF0dXJlcxgEIAMoAiqkAQoKTW9kZWxTdGF0ZRIbChdNT0RFTF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE01PREVMX1NUQVRFX0xPQURJTkcQARIXChNNT0RFTF9TVEFURV9XQVJNSU5HEAISFQoRTU9ERUxfU1RBVEVfUkVBRFkQAxIWChJNT0RFTF9TVEFURV9GQUlMRUQQBBIYChRNT0RFTF9TVEFURV9VTkxPQURFRBAFMvQBCg5SYW5raW5nU2VydmljZRJcCgRSYW5rEh4ucmVjc3lzLnJhbmtpbmcudjEuUmFua1JlcXVlc3QaHy5yZWNzeXMucmFua2luZy52MS5SYW5rUmVzcG9uc2UiE4LT5JMCDToBKiIIL3YxL3JhbmsSgwEKCVJlY29tbWVuZBIjLnJlY3N5cy5yYW5raW5nLnYxLlJlY29tbWVuZFJlcXVlc3QaJC5yZWNzeXMucmFua2luZy52MS5SZWNvbW1lbmRSZXNwb25zZSIrgtPkkwIlEiMvdjEvdXNlcnMve3VzZXJfaWR9L3JlY29tbWVuZGF0aW9uczJ8ChBJbmZlcmVuY2VTZXJ2aWNlEmgKB1ByZWRpY3QSIS5yZWNzeXMucmFua2luZy52MS5QcmVkaWN0UmVxdWVzdBoiLnJlY3N5cy5yYW5raW5nLnYxLlByZWRpY3RSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvcHJlZGljdDJ9CgxNb2RlbFNlcnZpY2USbQoKTGlzdE1vZGVscxIkLnJlY3N5cy5yYW5raW5nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUucmVjc3lzLnJhbmtpbmcudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9tb2RlbHNCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvcmFua2luZy92MTtyYW5raW5ndjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message recsys.ranking.v1.RankRequest
@@ -446,6 +446,99 @@ export type ListModelsResponse = Message<"recsys.ranking.v1.ListModelsResponse">
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
   messageDesc(file_recsys_ranking_v1_ranking, 9);
+
+/**
+ * ServedRanking is one ranking as it was served, with the exact feature rows
+ * the model scored for the items returned. The ranking service writes it to
+ * the Kafka topic ranking.served (keyed by user id); the trainer joins it
+ * with clicks on request_id, so training sees exactly what serving saw.
+ *
+ * @generated from message recsys.ranking.v1.ServedRanking
+ */
+export type ServedRanking = Message<"recsys.ranking.v1.ServedRanking"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string model_version = 3;
+   */
+  modelVersion: string;
+
+  /**
+   * @generated from field: string experiment_id = 4;
+   */
+  experimentId: string;
+
+  /**
+   * @generated from field: string arm = 5;
+   */
+  arm: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp served_at = 6;
+   */
+  servedAt?: Timestamp | undefined;
+
+  /**
+   * Names of the feature columns, in the order of ServedItem.features.
+   *
+   * @generated from field: repeated string feature_names = 7;
+   */
+  featureNames: string[];
+
+  /**
+   * @generated from field: repeated recsys.ranking.v1.ServedItem items = 8;
+   */
+  items: ServedItem[];
+};
+
+/**
+ * Describes the message recsys.ranking.v1.ServedRanking.
+ * Use `create(ServedRankingSchema)` to create a new message.
+ */
+export const ServedRankingSchema: GenMessage<ServedRanking> = /*@__PURE__*/
+  messageDesc(file_recsys_ranking_v1_ranking, 10);
+
+/**
+ * ServedItem is one returned item with its model input row.
+ *
+ * @generated from message recsys.ranking.v1.ServedItem
+ */
+export type ServedItem = Message<"recsys.ranking.v1.ServedItem"> & {
+  /**
+   * @generated from field: string item_id = 1;
+   */
+  itemId: string;
+
+  /**
+   * @generated from field: int32 position = 2;
+   */
+  position: number;
+
+  /**
+   * @generated from field: float score = 3;
+   */
+  score: number;
+
+  /**
+   * @generated from field: repeated float features = 4;
+   */
+  features: number[];
+};
+
+/**
+ * Describes the message recsys.ranking.v1.ServedItem.
+ * Use `create(ServedItemSchema)` to create a new message.
+ */
+export const ServedItemSchema: GenMessage<ServedItem> = /*@__PURE__*/
+  messageDesc(file_recsys_ranking_v1_ranking, 11);
 
 /**
  * ModelState is where a model version is in its life.

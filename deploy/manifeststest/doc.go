@@ -1,0 +1,6 @@
+// Package manifeststest holds the tests of the Kubernetes and Istio
+// manifests in deploy/ and istio/: every kustomization builds, every object
+// decodes strictly into its upstream Go type, and the objects agree with each
+// other and with the binaries (selectors, ports, subsets, weights,
+// principals, flags). It has no code of its own; see the _test.go files.
+package manifeststest

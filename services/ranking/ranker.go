@@ -1,0 +1,556 @@
+package ranking
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	featurev1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
+	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
+	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+	"github.com/recsys/recsys/libs/experiment"
+	"github.com/recsys/recsys/libs/modelrt"
+)
+
+// Limits of the ranking API.
+const (
+	MaxCandidates          = 2000
+	DefaultRecommendLimit  = 10
+	MaxRecommendLimit      = 100
+	DefaultMaxPerCategory  = 3
+	retrievalTrending      = 200
+	retrievalPerCategory   = 50
+	retrievalTopCategories = 3
+)
+
+// Ranker implements RankingService, InferenceService and ModelService.
+// It is safe for concurrent use.
+type Ranker struct {
+	rankingv1.UnimplementedRankingServiceServer
+	rankingv1.UnimplementedInferenceServiceServer
+	rankingv1.UnimplementedModelServiceServer
+
+	users          userfeaturesv1.UserFeatureServiceClient
+	items          itemfeaturesv1.ItemFeatureServiceClient
+	models         *modelrt.Registry
+	exp            *experiment.Config
+	served         *ServedLog // nil: feature logging off
+	featureTimeout time.Duration
+	logger         *slog.Logger
+	m              *metrics
+	buffers        sync.Pool // *[]float32 feature rows
+}
+
+type metrics struct {
+	latency    *prometheus.HistogramVec
+	candidates prometheus.Histogram
+	fallbacks  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recsys_rank_seconds",
+			Help:    "Time to answer Rank or Recommend, in the server.",
+			Buckets: []float64{.001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25},
+		}, []string{"method"}),
+		candidates: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recsys_rank_batch_size",
+			Help:    "Candidates scored per request.",
+			Buckets: []float64{1, 10, 50, 100, 200, 500, 1000, 2000},
+		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_rank_fallbacks_total",
+			Help: "Degraded answers: features (a feature service slow or down, defaults used) or model (no model, trending order).",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.latency, m.candidates, m.fallbacks)
+	return m
+}
+
+// NewRanker wires a ranker. served may be nil.
+func NewRanker(users userfeaturesv1.UserFeatureServiceClient, items itemfeaturesv1.ItemFeatureServiceClient, models *modelrt.Registry,
+	exp *experiment.Config, served *ServedLog, featureTimeout time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Ranker {
+	return &Ranker{users: users, items: items, models: models, exp: exp, served: served, featureTimeout: featureTimeout, logger: logger, m: newMetrics(reg)}
+}
+
+// assignment is who serves a request.
+type assignment struct {
+	arm     experiment.Arm
+	version string // pinned by request or header; "" means the arm's
+	shadow  bool   // a mirrored request: scored, never logged
+}
+
+// assign applies the sticky assignment and the request's overrides: the
+// x-recsys-arm and x-model-version headers (an Istio route for a canary
+// subset sets them) and the request's own model_version.
+func (r *Ranker) assign(ctx context.Context, userID, pinned string) (assignment, error) {
+	a := assignment{arm: r.exp.Assign(userID), version: pinned}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := first(md, "x-recsys-arm"); v != "" {
+		arm, ok := r.exp.Arm(v)
+		if !ok {
+			return a, status.Errorf(codes.InvalidArgument, "x-recsys-arm %q: experiment %s has arms [%s]", v, r.exp.ID, strings.Join(r.exp.ArmNames(), ", "))
+		}
+		a.arm = arm
+	}
+	if v := first(md, "x-model-version"); v != "" && a.version == "" {
+		a.version = v
+	}
+	for _, host := range []string{first(md, ":authority"), first(md, "x-forwarded-host")} {
+		if h, _, _ := strings.Cut(host, ":"); strings.HasSuffix(h, "-shadow") {
+			a.shadow = true
+		}
+	}
+	return a, nil
+}
+
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// model picks the version to run: an explicit pin must exist (NotFound
+// otherwise); an arm's version falls back to the newest when it is not
+// loaded; nil when no model is ready at all.
+func (r *Ranker) model(a assignment) (*modelrt.Version, error) {
+	if a.version != "" {
+		v, err := r.models.Get(a.version)
+		if err != nil {
+			return nil, status.Error(codes.NotFound, err.Error())
+		}
+		return v, nil
+	}
+	if a.arm.ModelVersion != "" {
+		if v, err := r.models.Get(a.arm.ModelVersion); err == nil {
+			return v, nil
+		}
+	}
+	v, err := r.models.Latest()
+	if err != nil {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// Rank scores the candidates for the user.
+func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*rankingv1.RankResponse, error) {
+	start := time.Now()
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id: required")
+	}
+	n := len(req.GetCandidateIds())
+	if n == 0 || n > MaxCandidates {
+		return nil, status.Errorf(codes.InvalidArgument, "candidate_ids: %d given, want 1..%d", n, MaxCandidates)
+	}
+	if req.GetLimit() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is negative", req.GetLimit())
+	}
+	a, err := r.assign(ctx, req.GetUserId(), req.GetModelVersion())
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.rank(ctx, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, a)
+	if err != nil {
+		return nil, err
+	}
+	if l := int(req.GetLimit()); l > 0 && l < len(res.items) {
+		res.items = res.items[:l]
+	}
+	r.m.latency.WithLabelValues("rank").Observe(time.Since(start).Seconds())
+	r.logServed(res, a)
+	return &rankingv1.RankResponse{
+		Items: res.items, ModelVersion: res.version, ExperimentId: r.exp.ID, Arm: a.arm.Name, RequestId: res.requestID,
+		FeaturesDegraded: res.degraded, ModelFallback: res.fallback, ServerLatency: durationpb.New(time.Since(start)),
+	}, nil
+}
+
+func dedupe(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok && id != "" {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ranked is one ranking before it becomes a response.
+type ranked struct {
+	items     []*rankingv1.ScoredItem
+	rows      map[string][]float32 // item → its feature row, for the served log
+	meta      *modelrt.Metadata
+	version   string
+	requestID string
+	userID    string
+	degraded  bool
+	fallback  bool
+}
+
+// rank fetches features (the user's unless given), scores and sorts.
+func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *featurev1.FeatureSet, a assignment) (*ranked, error) {
+	r.m.candidates.Observe(float64(len(ids)))
+	out := &ranked{requestID: newRequestID(), userID: userID}
+	v, err := r.model(a)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return r.trendingOrder(ctx, ids, out)
+	}
+	userNames, itemNames := v.Meta.FeatureNames()
+	itemNames = appendMissing(itemNames, "title", "categories")
+	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var items []*featurev1.FeatureSet
+	var userErr, itemErr error
+	if user == nil && len(userNames) > 0 {
+		wg.Go(func() {
+			resp, err := r.users.GetUserFeatures(fctx, &userfeaturesv1.GetUserFeaturesRequest{UserIds: []string{userID}, FeatureNames: userNames})
+			if userErr = err; err == nil && len(resp.GetUsers()) == 1 {
+				user = resp.GetUsers()[0]
+			}
+		})
+	}
+	wg.Go(func() {
+		resp, err := r.items.GetItemFeatures(fctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: ids, FeatureNames: itemNames})
+		if itemErr = err; err == nil {
+			items = resp.GetItems()
+		}
+	})
+	wg.Wait()
+	if userErr != nil || itemErr != nil {
+		out.degraded = true
+		r.m.fallbacks.WithLabelValues("features").Inc()
+		r.logger.Warn("ranking with default features", "user_err", userErr, "item_err", itemErr)
+	}
+
+	buf := r.buffers.Get()
+	if buf == nil {
+		buf = new([]float32)
+	}
+	rowsBuf := buf.(*[]float32)
+	defer r.buffers.Put(rowsBuf)
+	*rowsBuf = v.Meta.Rows(userID, user, ids, items, *rowsBuf)
+	scores, err := v.Score(*rowsBuf, nil)
+	if errors.Is(err, modelrt.ErrUnloaded) {
+		// Swapped out between pick and run: take the registry's choice again.
+		if v, err = r.model(a); err == nil && v != nil {
+			*rowsBuf = v.Meta.Rows(userID, user, ids, items, *rowsBuf)
+			scores, err = v.Score(*rowsBuf, nil)
+		}
+	}
+	if err != nil || v == nil {
+		r.logger.Error("model failed; answering in trending order", "err", err)
+		return r.trendingOrder(ctx, ids, out)
+	}
+	out.version, out.meta = v.Version, v.Meta
+	width := len(v.Meta.Features)
+	out.items = make([]*rankingv1.ScoredItem, len(ids))
+	out.rows = make(map[string][]float32, len(ids))
+	for i, id := range ids {
+		it := &rankingv1.ScoredItem{ItemId: id, Score: scores[i]}
+		if i < len(items) {
+			it.Title = items[i].GetFeatures()["title"].GetText()
+			it.Categories = items[i].GetFeatures()["categories"].GetList().GetValues()
+		}
+		out.items[i] = it
+		out.rows[id] = (*rowsBuf)[i*width : (i+1)*width]
+	}
+	sortScored(out.items)
+	if !a.shadow && r.served != nil {
+		// The rows live in a pooled buffer: keep copies for the log.
+		for id, row := range out.rows {
+			out.rows[id] = slices.Clone(row)
+		}
+	}
+	return out, nil
+}
+
+func appendMissing(list []string, names ...string) []string {
+	for _, n := range names {
+		if !slices.Contains(list, n) {
+			list = append(list, n)
+		}
+	}
+	return list
+}
+
+func sortScored(items []*rankingv1.ScoredItem) {
+	slices.SortStableFunc(items, func(a, b *rankingv1.ScoredItem) int { return cmp.Compare(b.Score, a.Score) })
+	for i, it := range items {
+		it.Position = int32(i)
+	}
+}
+
+// trendingOrder ranks by trending score when no model can serve.
+func (r *Ranker) trendingOrder(ctx context.Context, ids []string, out *ranked) (*ranked, error) {
+	out.fallback = true
+	r.m.fallbacks.WithLabelValues("model").Inc()
+	score := map[string]float64{}
+	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
+	defer cancel()
+	if resp, err := r.items.ListTrendingItems(fctx, &itemfeaturesv1.ListTrendingItemsRequest{Limit: 1000}); err == nil {
+		for _, t := range resp.GetItems() {
+			score[t.GetItemId()] = t.GetScore()
+		}
+	} else {
+		out.degraded = true
+	}
+	out.items = make([]*rankingv1.ScoredItem, len(ids))
+	for i, id := range ids {
+		out.items[i] = &rankingv1.ScoredItem{ItemId: id, Score: float32(score[id])}
+	}
+	sortScored(out.items)
+	return out, nil
+}
+
+// Recommend retrieves candidates (trending overall and in the user's top
+// categories, less the user's recent clicks and the exclude list), ranks
+// them, and caps each category for diversity.
+func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest) (*rankingv1.RecommendResponse, error) {
+	start := time.Now()
+	if req.GetUserId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "user_id: required")
+	}
+	limit := int(cmp.Or(req.GetLimit(), DefaultRecommendLimit))
+	if limit < 1 || limit > MaxRecommendLimit {
+		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is outside 1..%d", req.GetLimit(), MaxRecommendLimit)
+	}
+	perCat := int(cmp.Or(req.GetMaxPerCategory(), DefaultMaxPerCategory))
+	if perCat < 1 {
+		return nil, status.Errorf(codes.InvalidArgument, "max_per_category: %d is not positive", req.GetMaxPerCategory())
+	}
+	a, err := r.assign(ctx, req.GetUserId(), req.GetModelVersion())
+	if err != nil {
+		return nil, err
+	}
+	ids, user, degraded := r.retrieve(ctx, req.GetUserId(), req.GetExcludeItemIds())
+	resp := &rankingv1.RecommendResponse{ExperimentId: r.exp.ID, Arm: a.arm.Name, FeaturesDegraded: degraded}
+	if len(ids) > 0 {
+		res, err := r.rank(ctx, req.GetUserId(), ids, user, a)
+		if err != nil {
+			return nil, err
+		}
+		res.items = diversify(res.items, limit, perCat)
+		r.logServed(res, a)
+		resp.Items, resp.ModelVersion, resp.RequestId = res.items, res.version, res.requestID
+		resp.FeaturesDegraded = resp.FeaturesDegraded || res.degraded
+		resp.ModelFallback = res.fallback
+	} else {
+		resp.RequestId = newRequestID()
+	}
+	r.m.latency.WithLabelValues("recommend").Observe(time.Since(start).Seconds())
+	resp.ServerLatency = durationpb.New(time.Since(start))
+	return resp, nil
+}
+
+// retrieve gathers candidates and the user's features (nil when the user
+// service failed).
+func (r *Ranker) retrieve(ctx context.Context, userID string, exclude []string) ([]string, *featurev1.FeatureSet, bool) {
+	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
+	defer cancel()
+	degraded := false
+	var user *featurev1.FeatureSet
+	if resp, err := r.users.GetUserFeatures(fctx, &userfeaturesv1.GetUserFeaturesRequest{UserIds: []string{userID}}); err == nil && len(resp.GetUsers()) == 1 {
+		user = resp.GetUsers()[0]
+	} else {
+		degraded = true
+	}
+	skip := map[string]bool{}
+	for _, id := range exclude {
+		skip[id] = true
+	}
+	for _, id := range user.GetFeatures()["recent_clicks"].GetList().GetValues() {
+		skip[id] = true
+	}
+	cats := topCategories(user.GetFeatures()["category_affinity"].GetWeights().GetWeights(), retrievalTopCategories)
+	lists := make([][]*itemfeaturesv1.TrendingItem, 1+len(cats))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, c := range append([]string{""}, cats...) {
+		wg.Go(func() {
+			limit := int32(retrievalPerCategory)
+			if c == "" {
+				limit = retrievalTrending
+			}
+			resp, err := r.items.ListTrendingItems(fctx, &itemfeaturesv1.ListTrendingItemsRequest{Limit: limit, Category: c})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				degraded = true
+				return
+			}
+			lists[i] = resp.GetItems()
+		})
+	}
+	wg.Wait()
+	var ids []string
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, t := range l {
+			if id := t.GetItemId(); !skip[id] && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, user, degraded
+}
+
+func topCategories(aff map[string]float64, n int) []string {
+	cats := make([]string, 0, len(aff))
+	for c := range aff {
+		cats = append(cats, c)
+	}
+	slices.SortFunc(cats, func(a, b string) int { return cmp.Or(cmp.Compare(aff[b], aff[a]), cmp.Compare(a, b)) })
+	return cats[:min(n, len(cats))]
+}
+
+// diversify keeps the ranking order but lets at most perCat items of one
+// (first) category into the top limit.
+func diversify(items []*rankingv1.ScoredItem, limit, perCat int) []*rankingv1.ScoredItem {
+	count := map[string]int{}
+	out := make([]*rankingv1.ScoredItem, 0, limit)
+	for _, it := range items {
+		if len(out) == limit {
+			break
+		}
+		cat := ""
+		if len(it.GetCategories()) > 0 {
+			cat = it.GetCategories()[0]
+		}
+		if cat != "" && count[cat] >= perCat {
+			continue
+		}
+		count[cat]++
+		it.Position = int32(len(out))
+		out = append(out, it)
+	}
+	return out
+}
+
+// logServed offers the returned items' rows to the feature log, unless the
+// request is a shadow or fell back (no model rows).
+func (r *Ranker) logServed(res *ranked, a assignment) {
+	if a.shadow || r.served == nil || res.fallback || res.meta == nil {
+		return
+	}
+	rec := &rankingv1.ServedRanking{
+		RequestId: res.requestID, UserId: res.userID, ModelVersion: res.version, ExperimentId: r.exp.ID, Arm: a.arm.Name,
+		ServedAt: timestamppb.Now(), FeatureNames: make([]string, len(res.meta.Features)), Items: make([]*rankingv1.ServedItem, len(res.items)),
+	}
+	for i, f := range res.meta.Features {
+		rec.FeatureNames[i] = f.Name
+	}
+	for i, it := range res.items {
+		rec.Items[i] = &rankingv1.ServedItem{ItemId: it.GetItemId(), Position: it.GetPosition(), Score: it.GetScore(), Features: res.rows[it.GetItemId()]}
+	}
+	r.served.Offer(rec)
+}
+
+// Predict runs a model on raw rows.
+func (r *Ranker) Predict(ctx context.Context, req *rankingv1.PredictRequest) (*rankingv1.PredictResponse, error) {
+	var v *modelrt.Version
+	var err error
+	if req.GetModelVersion() != "" {
+		v, err = r.models.Get(req.GetModelVersion())
+		if err != nil {
+			return nil, status.Error(codes.NotFound, err.Error())
+		}
+	} else if v, err = r.models.Latest(); err != nil {
+		return nil, status.Error(codes.Unavailable, "no model version is ready yet; see ListModels")
+	}
+	width := len(v.Meta.Features)
+	n := len(req.GetInputData())
+	if n == 0 || n%width != 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "input_data: %d floats is not a whole number of rows of %d (the width of model %s)", n, width, v.Version)
+	}
+	if n/width > MaxCandidates {
+		return nil, status.Errorf(codes.InvalidArgument, "input_data: %d rows, at most %d", n/width, MaxCandidates)
+	}
+	scores, err := v.Score(req.GetInputData(), nil)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "model %s: %v; retry", v.Version, err)
+	}
+	return &rankingv1.PredictResponse{Scores: scores, ModelVersion: v.Version, Provider: string(v.Provider())}, nil
+}
+
+// ListModels reports the registry.
+func (r *Ranker) ListModels(ctx context.Context, req *rankingv1.ListModelsRequest) (*rankingv1.ListModelsResponse, error) {
+	resp := &rankingv1.ListModelsResponse{}
+	latest, _ := r.models.Latest()
+	for _, in := range r.models.List() {
+		if req.GetName() != "" && req.GetName() != in.Name {
+			continue
+		}
+		mi := &rankingv1.ModelInfo{
+			Name: in.Name, Version: in.Version, State: modelState(in.State), Provider: string(in.Provider), Error: in.Error,
+			WarmupDuration: durationpb.New(in.WarmupTook),
+		}
+		for _, b := range in.WarmupBatchSizes {
+			mi.WarmupBatchSizes = append(mi.WarmupBatchSizes, int32(b))
+		}
+		if in.FallbackReason != "" {
+			mi.Error = "execution provider auto chose the CPU: " + in.FallbackReason
+		}
+		if in.Meta != nil {
+			mi.InputWidth = int32(len(in.Meta.Features))
+			mi.Metrics = in.Meta.Metrics
+			mi.CreatedAt = timestamppb.New(in.Meta.CreatedAt)
+			for _, f := range in.Meta.Features {
+				mi.FeatureNames = append(mi.FeatureNames, f.Name)
+			}
+		}
+		for _, a := range r.exp.Arms {
+			if a.ModelVersion == in.Version || (a.ModelVersion == "" && latest != nil && latest.Version == in.Version) {
+				mi.Arms = append(mi.Arms, a.Name)
+			}
+		}
+		resp.Models = append(resp.Models, mi)
+	}
+	return resp, nil
+}
+
+func modelState(s modelrt.State) rankingv1.ModelState {
+	switch s {
+	case modelrt.Loading:
+		return rankingv1.ModelState_MODEL_STATE_LOADING
+	case modelrt.Warming:
+		return rankingv1.ModelState_MODEL_STATE_WARMING
+	case modelrt.Ready:
+		return rankingv1.ModelState_MODEL_STATE_READY
+	case modelrt.Failed:
+		return rankingv1.ModelState_MODEL_STATE_FAILED
+	case modelrt.Unloaded:
+		return rankingv1.ModelState_MODEL_STATE_UNLOADED
+	}
+	return rankingv1.ModelState_MODEL_STATE_UNSPECIFIED
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
