@@ -103,7 +103,9 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 
 	// Through the edge on the web port: REST reaches ranking, which ranks
 	// with the model (the feature services answer from the embedded Redis).
-	var list struct{ Models []struct{ Version, State, Provider string } }
+	var list struct {
+		Models []struct{ Version, State, Provider string }
+	}
 	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/models", svc["web"].http), http.StatusOK, &list)
 	if len(list.Models) != 1 || list.Models[0].State != "MODEL_STATE_READY" || list.Models[0].Provider != "cpu" {
 		t.Errorf("GET /v1/models via the edge = %+v, want v1 ready on cpu", list)

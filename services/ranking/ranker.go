@@ -553,4 +553,3 @@ func newRequestID() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
