@@ -14,16 +14,21 @@ import (
 // row-major. user or an item may be nil (its features unknown): defaults
 // are used. The user's part of each row is computed once.
 func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []string, items []*featurev1.FeatureSet, dst []float32) []float32 {
-	width := len(m.Features)
+	cols := m.columns()
+	width := len(cols)
 	dst = slices.Grow(dst[:0], len(itemIDs)*width)[:len(itemIDs)*width]
 	// Columns that depend on the user alone are the same in every row.
 	userCols := make([]float32, width)
-	userOnly := make([]bool, width)
-	for c, f := range m.Features {
-		if f.Source == "user_id" || strings.HasPrefix(f.Source, "user.") {
-			userOnly[c] = true
-			userCols[c] = m.value(f, userID, user, "", nil)
+	for c, col := range cols {
+		if col.userOnly() {
+			userCols[c] = m.value(col, userID, user, "", nil)
 		}
+	}
+	var recent []string
+	var aff map[string]float64
+	if user != nil {
+		recent = get(user, "recent_clicks").GetList().GetValues()
+		aff = get(user, "category_affinity").GetWeights().GetWeights()
 	}
 	for r, id := range itemIDs {
 		var it *featurev1.FeatureSet
@@ -31,66 +36,127 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 			it = items[r]
 		}
 		row := dst[r*width : (r+1)*width]
-		for c, f := range m.Features {
-			if userOnly[c] {
+		for c, col := range cols {
+			switch col.kind {
+			case colUserNum, colUserText, colUserID:
 				row[c] = userCols[c]
-				continue
+			case colRecent:
+				row[c] = col.Default
+				if len(recent) > 0 {
+					row[c] = 0
+					if slices.Contains(recent, id) {
+						row[c] = 1
+					}
+				}
+			case colAffinity:
+				row[c] = col.Default
+				if cats := get(it, "categories").GetList().GetValues(); len(aff) > 0 && len(cats) > 0 {
+					sum := 0.0
+					for _, cat := range cats {
+						sum += aff[cat]
+					}
+					row[c] = m.transform(col.Feature, sum, "", false)
+				}
+			default:
+				row[c] = m.value(col, userID, user, id, it)
 			}
-			row[c] = m.value(f, userID, user, id, it)
 		}
 	}
 	return dst
 }
 
-// value is one cell.
-func (m *Metadata) value(f Feature, userID string, user *featurev1.FeatureSet, itemID string, item *featurev1.FeatureSet) float32 {
-	switch f.Source {
-	case "user_id":
-		return m.transform(f, 0, userID, true)
-	case "item_id":
-		return m.transform(f, 0, itemID, true)
-	case "item.category":
+// column is a Feature resolved once: which entity and feature it reads.
+type column struct {
+	Feature
+	kind colKind
+	name string // the feature-store feature read
+}
+
+type colKind int
+
+const (
+	colUserNum colKind = iota
+	colItemNum
+	colUserText // a user feature read as text (hash transform)
+	colItemText
+	colUserID
+	colItemID
+	colItemCategory
+	colAffinity
+	colRecent
+)
+
+func (c column) userOnly() bool { return c.kind == colUserNum || c.kind == colUserText || c.kind == colUserID }
+
+// columns resolves the features once per Metadata.
+func (m *Metadata) columns() []column {
+	m.planOnce.Do(func() {
+		m.plan = make([]column, len(m.Features))
+		for i, f := range m.Features {
+			c := column{Feature: f}
+			switch f.Source {
+			case "user_id":
+				c.kind = colUserID
+			case "item_id":
+				c.kind = colItemID
+			case "item.category":
+				c.kind = colItemCategory
+			case "user_item.category_affinity":
+				c.kind = colAffinity
+			case "user_item.recent_click":
+				c.kind = colRecent
+			default:
+				user := strings.HasPrefix(f.Source, "user.")
+				c.name = strings.TrimPrefix(strings.TrimPrefix(f.Source, "user."), "item.")
+				switch {
+				case user && f.Transform == "hash":
+					c.kind = colUserText
+				case user:
+					c.kind = colUserNum
+				case f.Transform == "hash":
+					c.kind = colItemText
+				default:
+					c.kind = colItemNum
+				}
+			}
+			m.plan[i] = c
+		}
+	})
+	return m.plan
+}
+
+// value is one cell of the columns that read one feature.
+func (m *Metadata) value(c column, userID string, user *featurev1.FeatureSet, itemID string, item *featurev1.FeatureSet) float32 {
+	switch c.kind {
+	case colUserID:
+		return m.transform(c.Feature, 0, userID, true)
+	case colItemID:
+		return m.transform(c.Feature, 0, itemID, true)
+	case colItemCategory:
 		cats := get(item, "categories").GetList().GetValues()
 		if len(cats) == 0 {
-			return f.Default
+			return c.Default
 		}
-		return m.transform(f, 0, cats[0], true)
-	case "user_item.category_affinity":
-		aff := get(user, "category_affinity").GetWeights().GetWeights()
-		cats := get(item, "categories").GetList().GetValues()
-		if len(aff) == 0 || len(cats) == 0 {
-			return f.Default
-		}
-		sum := 0.0
-		for _, c := range cats {
-			sum += aff[c]
-		}
-		return m.transform(f, sum, "", false)
-	case "user_item.recent_click":
-		recent := get(user, "recent_clicks").GetList().GetValues()
-		if len(recent) == 0 {
-			return f.Default
-		}
-		if slices.Contains(recent, itemID) {
-			return 1
-		}
-		return 0
+		return m.transform(c.Feature, 0, cats[0], true)
 	}
-	set, name := user, strings.TrimPrefix(f.Source, "user.")
-	if strings.HasPrefix(f.Source, "item.") {
-		set, name = item, strings.TrimPrefix(f.Source, "item.")
+	set := item
+	if c.kind == colUserNum || c.kind == colUserText {
+		set = user
 	}
-	v := get(set, name)
+	v := get(set, c.name)
 	if v == nil || v.GetMissing() {
-		return f.Default
+		return c.Default
 	}
 	switch x := v.GetValue().(type) {
 	case *featurev1.Feature_Number:
-		return m.transform(f, x.Number, strconv.FormatFloat(x.Number, 'g', -1, 64), false)
+		if c.Transform == "hash" {
+			return m.Hashing.Bucket(strconv.FormatFloat(x.Number, 'g', -1, 64))
+		}
+		return m.transform(c.Feature, x.Number, "", false)
 	case *featurev1.Feature_Text:
-		return m.transform(f, 0, x.Text, true)
+		return m.transform(c.Feature, 0, x.Text, true)
 	}
-	return f.Default
+	return c.Default
 }
 
 func (m *Metadata) transform(f Feature, x float64, text string, isText bool) float32 {

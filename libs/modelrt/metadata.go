@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,6 +29,9 @@ type Metadata struct {
 	Training  *TrainingSpan      `json:"training,omitempty"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	CreatedAt time.Time          `json:"created_at"`
+
+	planOnce sync.Once
+	plan     []column
 }
 
 // Feature is one input column.

@@ -1,0 +1,180 @@
+package ranking
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	ort "github.com/yalue/onnxruntime_go"
+
+	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
+	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+	"github.com/recsys/recsys/libs/experiment"
+	"github.com/recsys/recsys/libs/featureservice"
+	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/modelrt/modeltest"
+	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
+)
+
+var benchFeatures = []map[string]any{
+	{"name": "u_ctr", "source": "user.ctr", "default": 0.05},
+	{"name": "u_clicks", "source": "user.clicks_7d", "default": 0, "transform": "log1p"},
+	{"name": "u_age", "source": "user.age", "default": 30},
+	{"name": "i_ctr", "source": "item.ctr", "default": 0.05},
+	{"name": "i_clicks_1d", "source": "item.clicks_1d", "default": 0, "transform": "log1p"},
+	{"name": "i_clicks_7d", "source": "item.clicks_7d", "default": 0, "transform": "log1p"},
+	{"name": "i_imps_7d", "source": "item.impressions_7d", "default": 0, "transform": "log1p"},
+	{"name": "i_trend", "source": "item.trending_score", "default": 0, "transform": "log1p"},
+	{"name": "i_year", "source": "item.year", "default": 1990},
+	{"name": "affinity", "source": "user_item.category_affinity", "default": 0},
+	{"name": "recent", "source": "user_item.recent_click", "default": 0},
+	{"name": "item_bucket", "source": "item_id", "default": 0, "transform": "hash"},
+}
+
+// BenchmarkRank500 ranks 500 candidates with live features: the user and
+// item feature services over gRPC on loopback, reading Redis. It reports
+// Rank's p50/p99, the Redis round trips per request, inference through
+// modelrt against a bare ONNX Runtime run of the same 500-row batch, and,
+// apart, the time to assemble the rows from the features. Targets: p99 ≤
+// 10 ms, ≤ 2 round trips, inference ≤ 1.3× bare.
+func BenchmarkRank500(b *testing.B) {
+	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
+		b.Skipf("no ONNX Runtime: %v", err)
+	}
+	env := testenv.NewRedis(b)
+	rdb := redis.NewClient(&redis.Options{Addr: env.Addr})
+	defer rdb.Close()
+	var trips atomic.Int64
+	rdb.AddHook(tripHook{&trips})
+	store, _ := featurestore.New(rdb, env.Prefix)
+	ctx := context.Background()
+	ids := make([]string, 500)
+	items := make([]*itemfeaturesv1.ItemAttributes, 500)
+	var events []featurestore.Event
+	for i := range ids {
+		ids[i] = fmt.Sprintf("item-%d", i)
+		items[i] = &itemfeaturesv1.ItemAttributes{ItemId: ids[i], Title: "T" + ids[i], Categories: []string{[]string{"Drama", "Comedy", "Action"}[i%3]}, Year: 1990}
+		events = append(events, featurestore.Event{ID: "e" + ids[i], Kind: featurestore.Click, UserID: "bench-user", ItemID: ids[i], Time: time.Now()})
+	}
+	store.UpsertItems(ctx, items)
+	store.UpsertUsers(ctx, []*userfeaturesv1.UserProfile{{UserId: "bench-user", Age: 33}})
+	store.ApplyEvents(ctx, events)
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fsrv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 16 << 20,
+		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := featureservice.NewMetrics(prometheus.NewRegistry())
+	userfeaturesv1.RegisterUserFeatureServiceServer(fsrv.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
+	itemfeaturesv1.RegisterItemFeatureServiceServer(fsrv.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- fsrv.Run(fctx) }()
+	defer func() { stop(); <-done }()
+	conn, err := serving.Dial(fsrv.GRPCAddr().String(), serving.ClientConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+
+	root := b.TempDir()
+	w := make([]float32, len(benchFeatures))
+	for i := range w {
+		w[i] = 0.1 * float32(i%5-2)
+	}
+	l := modeltest.Logistic{W: w, B: -1}
+	modeltest.Publish(root, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(), benchFeatures))
+	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{500},
+		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
+	reg.Scan()
+	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(conn), itemfeaturesv1.NewItemFeatureServiceClient(conn), reg,
+		experiment.Default(), nil, time.Second, logger, prometheus.NewRegistry())
+	req := &rankingv1.RankRequest{UserId: "bench-user", CandidateIds: ids, Limit: 50}
+
+	// Bare ONNX Runtime: the same rows, a tensor, a run.
+	v, _ := reg.Latest()
+	userSet, _ := store.Users(ctx, []string{"bench-user"}, nil)
+	itemSets, _ := store.Items(ctx, ids, nil)
+	rows := v.Meta.Rows("bench-user", userSet[0], ids, itemSets, nil)
+	so, _ := ort.NewSessionOptions()
+	so.SetIntraOpNumThreads(1) // as the ranking service runs it
+	defer so.Destroy()
+	bare, err := ort.NewDynamicAdvancedSession(root+"/ctr/v1/model.onnx", []string{"features"}, []string{"score"}, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bare.Destroy()
+	bareRun := func() {
+		in, _ := ort.NewTensor(ort.NewShape(500, int64(len(benchFeatures))), rows)
+		out := []ort.Value{nil}
+		if err := bare.Run([]ort.Value{in}, out); err != nil {
+			b.Fatal(err)
+		}
+		out[0].Destroy()
+		in.Destroy()
+	}
+	var buf, scores []float32
+	assemble := func() { buf = v.Meta.Rows("bench-user", userSet[0], ids, itemSets, buf) }
+	infer := func() {
+		if scores, err = v.Score(rows, scores); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	var tRank, tBare, tInfer, tAssemble []time.Duration
+	var reqs int64
+	trips.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		resp, err := r.Rank(ctx, req)
+		if err != nil || resp.GetFeaturesDegraded() || resp.GetModelFallback() {
+			b.Fatalf("Rank = %v, %v", resp.GetFeaturesDegraded(), err)
+		}
+		tRank = append(tRank, time.Since(start))
+		reqs++
+		start = time.Now()
+		bareRun()
+		tBare = append(tBare, time.Since(start))
+		start = time.Now()
+		infer()
+		tInfer = append(tInfer, time.Since(start))
+		start = time.Now()
+		assemble()
+		tAssemble = append(tAssemble, time.Since(start))
+	}
+	b.StopTimer()
+	q := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(tRank, .5), "rank-p50-ms")
+	b.ReportMetric(q(tRank, .99), "rank-p99-ms")
+	b.ReportMetric(float64(trips.Load())/float64(reqs), "redis-trips/req")
+	b.ReportMetric(q(tBare, .5), "bare-ort-p50-ms")
+	b.ReportMetric(q(tInfer, .5)/q(tBare, .5), "inference/bare-ort")
+	b.ReportMetric(q(tAssemble, .5), "row-assembly-p50-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+type tripHook struct{ n *atomic.Int64 }
+
+func (h tripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h tripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h tripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
