@@ -86,7 +86,9 @@ const (
 	colRecent
 )
 
-func (c column) userOnly() bool { return c.kind == colUserNum || c.kind == colUserText || c.kind == colUserID }
+func (c column) userOnly() bool {
+	return c.kind == colUserNum || c.kind == colUserText || c.kind == colUserID
+}
 
 // columns resolves the features once per Metadata.
 func (m *Metadata) columns() []column {
