@@ -1,6 +1,6 @@
-// Package modeltest writes small ONNX models straight in the ONNX protobuf
-// wire format (no ONNX library, nothing of the project's trainer), with a
-// metadata.json, for tests of the model runtime and the ranking service.
+// Package modeltest writes small ONNX models (through onnxgraph, nothing of
+// the project's trainer) with a metadata.json, for tests of the model
+// runtime and the ranking service.
 package modeltest
 
 import (
@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/recsys/recsys/libs/onnxgraph"
 )
 
 // Logistic is the model sigmoid(x·W + B) over rows of len(W) floats: an
@@ -32,28 +32,15 @@ func (l Logistic) Score(row []float32) float64 {
 
 // ONNX returns the model's bytes.
 func (l Logistic) ONNX() []byte {
+	g := onnxgraph.New("logistic")
 	width := int64(len(l.W))
-	var graph []byte
-	graph = appendMsg(graph, 1, node("gemm", "Gemm", []string{"features", "W", "B"}, []string{"z"}))
-	graph = appendMsg(graph, 1, node("sigmoid", "Sigmoid", []string{"z"}, []string{"score"}))
-	graph = protowire.AppendTag(graph, 2, protowire.BytesType)
-	graph = protowire.AppendString(graph, "logistic")
-	graph = appendMsg(graph, 5, tensor("W", []int64{width, 1}, l.W))
-	graph = appendMsg(graph, 5, tensor("B", []int64{1}, []float32{l.B}))
-	graph = appendMsg(graph, 11, valueInfo("features", "batch", width))
-	graph = appendMsg(graph, 12, valueInfo("score", "batch", 1))
-
-	var model []byte
-	model = protowire.AppendTag(model, 1, protowire.VarintType)
-	model = protowire.AppendVarint(model, 8) // IR version 8
-	model = protowire.AppendTag(model, 2, protowire.BytesType)
-	model = protowire.AppendString(model, "modeltest")
-	model = appendMsg(model, 7, graph)
-	var opset []byte
-	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
-	opset = protowire.AppendVarint(opset, 17)
-	model = appendMsg(model, 8, opset)
-	return model
+	g.Input("features", width)
+	g.Output("score", 1)
+	g.Floats("W", []int64{width, 1}, l.W)
+	g.Floats("B", []int64{1}, []float32{l.B})
+	g.Node("Gemm", "gemm", []string{"features", "W", "B"}, []string{"z"})
+	g.Node("Sigmoid", "sigmoid", []string{"z"}, []string{"score"})
+	return g.Bytes("modeltest")
 }
 
 // Metadata returns the metadata.json content for the model with the given
@@ -86,60 +73,4 @@ func Publish(root, name, version string, onnx, metadata []byte) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, version))
-}
-
-func appendMsg(b []byte, field protowire.Number, msg []byte) []byte {
-	b = protowire.AppendTag(b, field, protowire.BytesType)
-	return protowire.AppendBytes(b, msg)
-}
-
-func node(name, op string, inputs, outputs []string) []byte {
-	var b []byte
-	for _, in := range inputs {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendString(b, in)
-	}
-	for _, out := range outputs {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, out)
-	}
-	b = protowire.AppendTag(b, 3, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, 4, protowire.BytesType)
-	return protowire.AppendString(b, op)
-}
-
-func tensor(name string, dims []int64, data []float32) []byte {
-	var b []byte
-	for _, d := range dims {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(d))
-	}
-	b = protowire.AppendTag(b, 2, protowire.VarintType)
-	b = protowire.AppendVarint(b, 1) // FLOAT
-	var packed []byte
-	for _, v := range data {
-		packed = protowire.AppendFixed32(packed, math.Float32bits(v))
-	}
-	b = appendMsg(b, 4, packed)
-	b = protowire.AppendTag(b, 8, protowire.BytesType)
-	return protowire.AppendString(b, name)
-}
-
-// valueInfo is a float tensor [batchParam, width].
-func valueInfo(name, batchParam string, width int64) []byte {
-	var batch, w, shape, tt, typ, b []byte
-	batch = protowire.AppendTag(batch, 2, protowire.BytesType)
-	batch = protowire.AppendString(batch, batchParam)
-	w = protowire.AppendTag(w, 1, protowire.VarintType)
-	w = protowire.AppendVarint(w, uint64(width))
-	shape = appendMsg(shape, 1, batch)
-	shape = appendMsg(shape, 1, w)
-	tt = protowire.AppendTag(tt, 1, protowire.VarintType)
-	tt = protowire.AppendVarint(tt, 1) // FLOAT
-	tt = appendMsg(tt, 2, shape)
-	typ = appendMsg(typ, 1, tt)
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	return appendMsg(b, 2, typ)
 }
