@@ -66,8 +66,7 @@ done
 
 i=0
 for f in "$@"; do
-  chmod --reference="$f" "${tmps[$i]}" 2>/dev/null || true
-  mv "${tmps[$i]}" "$f"
+  cat "${tmps[$i]}" >"$f" # keeps the file's mode and links
   i=$((i + 1))
 done
 tmps=()

@@ -14,8 +14,10 @@ import (
 // it before being added, updates commute: any order of the same events gives
 // the same pair (up to float rounding), and reads are exact at any time.
 
-// counter is a decoded (value, timestamp) pair.
-type counter struct {
+// Counter is a decayed count: a (value, timestamp) pair. The zero value is
+// an empty counter. The trainer uses it to compute offline exactly what the
+// store serves.
+type Counter struct {
 	value float64
 	at    time.Time
 }
@@ -28,38 +30,38 @@ func decayFactor(d, halfLife time.Duration) float64 {
 	return math.Exp2(-d.Seconds() / halfLife.Seconds())
 }
 
-// valueAt is the counter's value decayed to now.
-func (c counter) valueAt(now time.Time, halfLife time.Duration) float64 {
+// ValueAt is the counter's value decayed to now.
+func (c Counter) ValueAt(now time.Time, halfLife time.Duration) float64 {
 	return c.value * decayFactor(now.Sub(c.at), halfLife)
 }
 
-// add folds an increment at time t into c, as the Lua scripts do.
-func (c counter) add(inc float64, t time.Time, halfLife time.Duration) counter {
+// Add folds an increment at time t into c, as the Lua scripts do.
+func (c Counter) Add(inc float64, t time.Time, halfLife time.Duration) Counter {
 	if c.at.IsZero() {
-		return counter{inc, t}
+		return Counter{inc, t}
 	}
 	if !t.Before(c.at) {
-		return counter{c.value*decayFactor(t.Sub(c.at), halfLife) + inc, t}
+		return Counter{c.value*decayFactor(t.Sub(c.at), halfLife) + inc, t}
 	}
-	return counter{c.value + inc*decayFactor(c.at.Sub(t), halfLife), c.at}
+	return Counter{c.value + inc*decayFactor(c.at.Sub(t), halfLife), c.at}
 }
 
 // encodeCounter writes "value:unixMillis", the layout the Lua scripts use.
-func encodeCounter(c counter) string {
+func encodeCounter(c Counter) string {
 	return strconv.FormatFloat(c.value, 'g', 17, 64) + ":" + strconv.FormatInt(c.at.UnixMilli(), 10)
 }
 
-func decodeCounter(s string) (counter, bool) {
+func decodeCounter(s string) (Counter, bool) {
 	v, ts, ok := strings.Cut(s, ":")
 	if !ok {
-		return counter{}, false
+		return Counter{}, false
 	}
 	value, err1 := strconv.ParseFloat(v, 64)
 	ms, err2 := strconv.ParseInt(ts, 10, 64)
 	if err1 != nil || err2 != nil {
-		return counter{}, false
+		return Counter{}, false
 	}
-	return counter{value, time.UnixMilli(ms)}, true
+	return Counter{value, time.UnixMilli(ms)}, true
 }
 
 // Trending scores live in a sorted set, where every item must be comparable

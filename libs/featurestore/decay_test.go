@@ -10,25 +10,25 @@ func TestDecayClosedForm(t *testing.T) {
 	hl := time.Hour
 	for _, tc := range []struct {
 		name string
-		c    counter
+		c    Counter
 		at   time.Time
 		want float64
 	}{
-		{"no time passed", counter{4, t0}, t0, 4},
-		{"one half-life halves", counter{4, t0}, t0.Add(hl), 2},
-		{"two half-lives quarter", counter{4, t0}, t0.Add(2 * hl), 1},
-		{"half a half-life", counter{1, t0}, t0.Add(hl / 2), 1 / math.Sqrt2},
-		{"reads before the stamp do not grow", counter{4, t0}, t0.Add(-hl), 4},
+		{"no time passed", Counter{4, t0}, t0, 4},
+		{"one half-life halves", Counter{4, t0}, t0.Add(hl), 2},
+		{"two half-lives quarter", Counter{4, t0}, t0.Add(2 * hl), 1},
+		{"half a half-life", Counter{1, t0}, t0.Add(hl / 2), 1 / math.Sqrt2},
+		{"reads before the stamp do not grow", Counter{4, t0}, t0.Add(-hl), 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.c.valueAt(tc.at, hl); math.Abs(got-tc.want) > 1e-12 {
-				t.Errorf("%+v.valueAt(+%s) = %v, want %v", tc.c, tc.at.Sub(t0), got, tc.want)
+			if got := tc.c.ValueAt(tc.at, hl); math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("%+v.ValueAt(+%s) = %v, want %v", tc.c, tc.at.Sub(t0), got, tc.want)
 			}
 		})
 	}
 	// Adding out of order gives the same pair.
-	a := counter{}.add(1, t0, hl).add(1, t0.Add(hl), hl)
-	b := counter{}.add(1, t0.Add(hl), hl).add(1, t0, hl)
+	a := Counter{}.Add(1, t0, hl).Add(1, t0.Add(hl), hl)
+	b := Counter{}.Add(1, t0.Add(hl), hl).Add(1, t0, hl)
 	if a.at != b.at || math.Abs(a.value-b.value) > 1e-12 || math.Abs(a.value-1.5) > 1e-12 {
 		t.Errorf("add in order = %+v, out of order = %+v; want both 1.5 at t0+1h", a, b)
 	}

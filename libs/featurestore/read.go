@@ -267,7 +267,7 @@ func (b *builder) counterFeature(d Def, h map[string]string) *featurev1.Feature 
 	if !ok {
 		return b.missingNumber(0)
 	}
-	f := b.number(c.valueAt(b.now, d.halfLife))
+	f := b.number(c.ValueAt(b.now, d.halfLife))
 	f.Age = b.age(c.at)
 	return f
 }
@@ -278,10 +278,10 @@ func (b *builder) ctrFeature(h map[string]string) *featurev1.Feature {
 	imps, okI := decodeCounter(h[counterTag+"impressions_"+week.suffix])
 	c, i := 0.0, 0.0
 	if okC {
-		c = clicks.valueAt(b.now, week.halfLife)
+		c = clicks.ValueAt(b.now, week.halfLife)
 	}
 	if okI {
-		i = imps.valueAt(b.now, week.halfLife)
+		i = imps.ValueAt(b.now, week.halfLife)
 	}
 	f := b.number((c + CTRPrior*CTRPriorWeight) / (i + CTRPriorWeight))
 	switch {
@@ -304,7 +304,7 @@ func (b *builder) affinityFeature(h map[string]string) *featurev1.Feature {
 			continue
 		}
 		if c, ok := decodeCounter(raw); ok {
-			weights[cat] = c.valueAt(b.now, AffinityHalfLife)
+			weights[cat] = c.ValueAt(b.now, AffinityHalfLife)
 			if c.at.After(newest) {
 				newest = c.at
 			}
