@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestKustomizationsBuild builds every kustomization under deploy/ and
@@ -71,7 +73,7 @@ func TestNamespace(t *testing.T) {
 		}
 	}
 	for _, dir := range appBuilds {
-		ns := named[*nsType](build(t, dir), namespace)
+		ns := named[*corev1.Namespace](build(t, dir), namespace)
 		if ns == nil {
 			t.Errorf("%s: no Namespace %s", dir, namespace)
 			continue

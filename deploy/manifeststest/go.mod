@@ -19,6 +19,7 @@ replace (
 require (
 	github.com/argoproj/argo-workflows/v3 v3.7.3
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
+	github.com/recsys/recsys/libs v0.0.0
 	github.com/recsys/recsys/services/featurecompute v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/feedback v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/ingest v0.0.0-00010101000000-000000000000
@@ -27,13 +28,16 @@ require (
 	github.com/recsys/recsys/services/trainer v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/userfeatures v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/web v0.0.0-00010101000000-000000000000
+	google.golang.org/protobuf v1.36.12
 	istio.io/client-go v1.32.0
 	k8s.io/api v0.37.2
+	k8s.io/apimachinery v0.37.2
 	k8s.io/autoscaler/vertical-pod-autoscaler v1.8.1
 	knative.dev/serving v0.42.2
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
 	sigs.k8s.io/kustomize/api v0.21.2
 	sigs.k8s.io/kustomize/kyaml v0.21.2
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -90,7 +94,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/recsys/recsys/gen v0.0.0 // indirect
-	github.com/recsys/recsys/libs v0.0.0 // indirect
 	github.com/redis/go-redis/v9 v9.7.3 // indirect
 	github.com/rs/cors v1.7.0 // indirect
 	github.com/segmentio/kafka-go v0.4.51 // indirect
@@ -100,6 +103,7 @@ require (
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	github.com/xlab/treeprint v1.2.0 // indirect
+	github.com/yalue/onnxruntime_go v1.27.0 // indirect
 	github.com/yuin/gopher-lua v1.1.1 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.72.0 // indirect
@@ -123,11 +127,9 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	istio.io/api v1.32.0 // indirect
-	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/client-go v0.37.1 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/kube-openapi v0.0.0-20260821135717-be32def86098 // indirect
@@ -137,5 +139,4 @@ require (
 	nhooyr.io/websocket v1.8.6 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,8 +15,9 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // Istio's own JSON decoding; see decodeStrict
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	istiosecurity "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -78,7 +80,9 @@ type kind struct {
 	new func() any
 	// spec, for Istio types, is the proto message of the spec. Istio's
 	// generated UnmarshalJSON accepts unknown fields, so the spec is decoded
-	// a second time with protojson, which does not.
+	// a second time by the same decoder (golang/protobuf's jsonpb, which
+	// also reads durations like "400ms" as Istio does) with unknown fields
+	// refused.
 	spec func(typed any) proto.Message
 }
 
@@ -154,7 +158,8 @@ func decodeStrict(raw []byte) (any, error) {
 		if len(envelope.Spec) > 0 {
 			msg := proto.Clone(k.spec(typed))
 			proto.Reset(msg)
-			if err := protojson.Unmarshal(envelope.Spec, msg); err != nil {
+			strict := jsonpb.Unmarshaler{AllowUnknownFields: false}
+			if err := strict.Unmarshal(bytes.NewReader(envelope.Spec), protoadapt.MessageV1Of(msg)); err != nil {
 				return nil, fmt.Errorf("spec: %w", err)
 			}
 		}
@@ -372,3 +377,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// kustomizationList returns a list field (resources, components) of the
+// kustomization in dir.
+func kustomizationList(t testing.TB, dir, field string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]any
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
+	list, _ := k[field].([]any)
+	var out []string
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// cleanJoin resolves a path relative to dir (both slash-separated).
+func cleanJoin(dir, rel string) string { return path.Clean(path.Join(dir, rel)) }

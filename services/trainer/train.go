@@ -13,6 +13,8 @@ type TrainOptions struct {
 	Seed      uint64
 	// Progress, when set, is told after every batch how many rows are done.
 	Progress func(rows int)
+	// EpochDone, when set, is told each epoch's mean loss.
+	EpochDone func(epoch int, loss float64)
 }
 
 // adam holds Adam's moments for one parameter slice.
@@ -74,7 +76,7 @@ func (m *Model) Train(rows []float32, labels []float32, o TrainOptions) float64 
 	touched := make([]map[int]bool, len(m.Emb))
 	t := 0
 	var loss float64
-	for range o.Epochs {
+	for epoch := range o.Epochs {
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		loss = 0
 		for start := 0; start < n; start += o.BatchSize {
@@ -159,6 +161,9 @@ func (m *Model) Train(rows []float32, labels []float32, o TrainOptions) float64 
 			}
 		}
 		loss /= float64(n)
+		if o.EpochDone != nil {
+			o.EpochDone(epoch, loss)
+		}
 	}
 	return loss
 }
