@@ -1,4 +1,5 @@
-// Command trainer runs the training job; see the package documentation.
+// Command trainer trains the ranking model and publishes it; see the
+// package documentation.
 package main
 
 import (
