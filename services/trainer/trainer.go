@@ -222,4 +222,3 @@ func readAll(path string, f func(*os.File, dataset.Format) error) error {
 	defer file.Close()
 	return f(file, format)
 }
-
