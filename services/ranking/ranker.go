@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,7 +49,7 @@ type Ranker struct {
 	users          userfeaturesv1.UserFeatureServiceClient
 	items          itemfeaturesv1.ItemFeatureServiceClient
 	models         *modelrt.Registry
-	exp            *experiment.Config
+	exp            atomic.Pointer[experiment.Config]
 	served         *ServedLog // nil: feature logging off
 	featureTimeout time.Duration
 	logger         *slog.Logger
@@ -86,11 +87,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // NewRanker wires a ranker. served may be nil.
 func NewRanker(users userfeaturesv1.UserFeatureServiceClient, items itemfeaturesv1.ItemFeatureServiceClient, models *modelrt.Registry,
 	exp *experiment.Config, served *ServedLog, featureTimeout time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Ranker {
-	return &Ranker{users: users, items: items, models: models, exp: exp, served: served, featureTimeout: featureTimeout, logger: logger, m: newMetrics(reg)}
+	r := &Ranker{users: users, items: items, models: models, served: served, featureTimeout: featureTimeout, logger: logger, m: newMetrics(reg)}
+	r.exp.Store(exp)
+	return r
 }
+
+// Experiment is the experiment requests are assigned in now.
+func (r *Ranker) Experiment() *experiment.Config { return r.exp.Load() }
+
+// SetExperiment replaces the experiment; requests already assigned finish
+// in the old one.
+func (r *Ranker) SetExperiment(c *experiment.Config) { r.exp.Store(c) }
 
 // assignment is who serves a request.
 type assignment struct {
+	exp     *experiment.Config
 	arm     experiment.Arm
 	version string // pinned by request or header; "" means the arm's
 	shadow  bool   // a mirrored request: scored, never logged
@@ -100,12 +111,13 @@ type assignment struct {
 // x-recsys-arm and x-model-version headers (an Istio route for a canary
 // subset sets them) and the request's own model_version.
 func (r *Ranker) assign(ctx context.Context, userID, pinned string) (assignment, error) {
-	a := assignment{arm: r.exp.Assign(userID), version: pinned}
+	exp := r.exp.Load()
+	a := assignment{exp: exp, arm: exp.Assign(userID), version: pinned}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := first(md, "x-recsys-arm"); v != "" {
-		arm, ok := r.exp.Arm(v)
+		arm, ok := exp.Arm(v)
 		if !ok {
-			return a, status.Errorf(codes.InvalidArgument, "x-recsys-arm %q: experiment %s has arms [%s]", v, r.exp.ID, strings.Join(r.exp.ArmNames(), ", "))
+			return a, status.Errorf(codes.InvalidArgument, "x-recsys-arm %q: experiment %s has arms [%s]", v, exp.ID, strings.Join(exp.ArmNames(), ", "))
 		}
 		a.arm = arm
 	}
@@ -177,7 +189,7 @@ func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*ranking
 	r.m.latency.WithLabelValues("rank").Observe(time.Since(start).Seconds())
 	r.logServed(res, a)
 	return &rankingv1.RankResponse{
-		Items: res.items, ModelVersion: res.version, ExperimentId: r.exp.ID, Arm: a.arm.Name, RequestId: res.requestID,
+		Items: res.items, ModelVersion: res.version, ExperimentId: a.exp.ID, Arm: a.arm.Name, RequestId: res.requestID,
 		FeaturesDegraded: res.degraded, ModelFallback: res.fallback, ServerLatency: durationpb.New(time.Since(start)),
 	}, nil
 }
@@ -346,7 +358,7 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 		return nil, err
 	}
 	ids, user, degraded := r.retrieve(ctx, req.GetUserId(), req.GetExcludeItemIds())
-	resp := &rankingv1.RecommendResponse{ExperimentId: r.exp.ID, Arm: a.arm.Name, FeaturesDegraded: degraded}
+	resp := &rankingv1.RecommendResponse{ExperimentId: a.exp.ID, Arm: a.arm.Name, FeaturesDegraded: degraded}
 	if len(ids) > 0 {
 		res, err := r.rank(ctx, req.GetUserId(), ids, user, a)
 		if err != nil {
@@ -457,7 +469,7 @@ func (r *Ranker) logServed(res *ranked, a assignment) {
 		return
 	}
 	rec := &rankingv1.ServedRanking{
-		RequestId: res.requestID, UserId: res.userID, ModelVersion: res.version, ExperimentId: r.exp.ID, Arm: a.arm.Name,
+		RequestId: res.requestID, UserId: res.userID, ModelVersion: res.version, ExperimentId: a.exp.ID, Arm: a.arm.Name,
 		ServedAt: timestamppb.Now(), FeatureNames: make([]string, len(res.meta.Features)), Items: make([]*rankingv1.ServedItem, len(res.items)),
 	}
 	for i, f := range res.meta.Features {
@@ -522,7 +534,7 @@ func (r *Ranker) ListModels(ctx context.Context, req *rankingv1.ListModelsReques
 				mi.FeatureNames = append(mi.FeatureNames, f.Name)
 			}
 		}
-		for _, a := range r.exp.Arms {
+		for _, a := range r.exp.Load().Arms {
 			if a.ModelVersion == in.Version || (a.ModelVersion == "" && latest != nil && latest.Version == in.Version) {
 				mi.Arms = append(mi.Arms, a.Name)
 			}

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,10 +112,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var r *Ranker
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{
 		Root: cfg.ModelRoot, Name: cfg.ModelName, Warmup: warm, Interval: cfg.ScanInterval,
 		Session: modelrt.SessionOptions{Provider: provider, IntraOpThreads: cfg.IntraOpThreads},
-	}, exp.Versions, logger, srv.Metrics())
+	}, func() []string { return r.Experiment().Versions() }, logger, srv.Metrics())
 
 	var served *ServedLog
 	var wg sync.WaitGroup
@@ -126,10 +128,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		served = NewServedLog(w, cfg.LogBuffer, logger, srv.Metrics())
 		wg.Go(func() { served.Run(bg) })
 	}
-	wg.Go(func() { reg.Run(bg) })
 
-	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(userConn), itemfeaturesv1.NewItemFeatureServiceClient(itemConn),
+	r = NewRanker(userfeaturesv1.NewUserFeatureServiceClient(userConn), itemfeaturesv1.NewItemFeatureServiceClient(itemConn),
 		reg, exp, served, cfg.FeatureTimeout, logger, srv.Metrics())
+	if cfg.ExperimentFile != "" {
+		wg.Go(func() { watchExperiment(bg, cfg.ExperimentFile, cfg.ScanInterval, r, logger) })
+	}
+	wg.Go(func() { reg.Run(bg) })
 	rankingv1.RegisterRankingServiceServer(srv.GRPC(), r)
 	rankingv1.RegisterInferenceServiceServer(srv.GRPC(), r)
 	rankingv1.RegisterModelServiceServer(srv.GRPC(), r)
@@ -152,4 +157,34 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	srv.SetDetail("experiment", exp.ID+" arms "+strings.Join(exp.ArmNames(), ","))
 	return srv.Run(ctx)
+}
+
+// watchExperiment reloads the experiment file when it changes; a file that
+// does not load is reported and the running experiment stays.
+func watchExperiment(ctx context.Context, path string, every time.Duration, r *Ranker, logger *slog.Logger) {
+	var seen time.Time
+	if st, err := os.Stat(path); err == nil {
+		seen = st.ModTime()
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.ModTime().Equal(seen) {
+			continue
+		}
+		seen = st.ModTime()
+		c, err := experiment.Load(path)
+		if err != nil {
+			logger.Error("experiment file changed but does not load; keeping the running experiment", "err", err)
+			continue
+		}
+		r.SetExperiment(c)
+		logger.Info("experiment reloaded", "id", c.ID, "arms", c.ArmNames())
+	}
 }
