@@ -94,6 +94,10 @@ bench: ort ## benchmarks, as ratios against the bare parts
 run: ort ## the whole platform in one process; web UI and edge on http://localhost:8080
 	go run ./services/local/cmd/recsys
 
+.PHONY: scenario
+scenario: ort ## the closed loop in one process: traffic, retrain from the logs, 50/50 experiment, report
+	go test -count=1 -run TestClosedLoop -v ./services/simulator/
+
 .PHONY: certs
 certs: ## a local CA and one mTLS certificate per service, in certs/
 	go run ./libs/certs/cmd/certs -dir certs

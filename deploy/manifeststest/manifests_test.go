@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // Istio's own JSON decoding; see decodeStrict
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
@@ -89,24 +89,24 @@ type kind struct {
 // kinds lists every type the manifests may use. A kind missing here fails
 // the decode: add its upstream type rather than skipping it.
 var kinds = map[string]kind{
-	"v1/Namespace":                                 {new: func() any { return &corev1.Namespace{} }},
-	"v1/ServiceAccount":                            {new: func() any { return &corev1.ServiceAccount{} }},
-	"v1/Service":                                   {new: func() any { return &corev1.Service{} }},
-	"v1/ConfigMap":                                 {new: func() any { return &corev1.ConfigMap{} }},
-	"v1/PersistentVolumeClaim":                     {new: func() any { return &corev1.PersistentVolumeClaim{} }},
-	"apps/v1/Deployment":                           {new: func() any { return &appsv1.Deployment{} }},
-	"batch/v1/CronJob":                             {new: func() any { return &batchv1.CronJob{} }},
-	"autoscaling/v2/HorizontalPodAutoscaler":       {new: func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
-	"policy/v1/PodDisruptionBudget":                {new: func() any { return &policyv1.PodDisruptionBudget{} }},
-	"scheduling.k8s.io/v1/PriorityClass":           {new: func() any { return &schedulingv1.PriorityClass{} }},
-	"rbac.authorization.k8s.io/v1/Role":            {new: func() any { return &rbacv1.Role{} }},
-	"rbac.authorization.k8s.io/v1/RoleBinding":     {new: func() any { return &rbacv1.RoleBinding{} }},
-	"autoscaling.k8s.io/v1/VerticalPodAutoscaler":  {new: func() any { return &vpav1.VerticalPodAutoscaler{} }},
-	"monitoring.coreos.com/v1/ServiceMonitor":      {new: func() any { return &monitoringv1.ServiceMonitor{} }},
-	"serving.knative.dev/v1/Service":               {new: func() any { return &knservingv1.Service{} }},
-	"argoproj.io/v1alpha1/Workflow":                {new: func() any { return &wfv1.Workflow{} }},
-	"argoproj.io/v1alpha1/WorkflowTemplate":        {new: func() any { return &wfv1.WorkflowTemplate{} }},
-	"argoproj.io/v1alpha1/CronWorkflow":            {new: func() any { return &wfv1.CronWorkflow{} }},
+	"v1/Namespace":                                {new: func() any { return &corev1.Namespace{} }},
+	"v1/ServiceAccount":                           {new: func() any { return &corev1.ServiceAccount{} }},
+	"v1/Service":                                  {new: func() any { return &corev1.Service{} }},
+	"v1/ConfigMap":                                {new: func() any { return &corev1.ConfigMap{} }},
+	"v1/PersistentVolumeClaim":                    {new: func() any { return &corev1.PersistentVolumeClaim{} }},
+	"apps/v1/Deployment":                          {new: func() any { return &appsv1.Deployment{} }},
+	"batch/v1/CronJob":                            {new: func() any { return &batchv1.CronJob{} }},
+	"autoscaling/v2/HorizontalPodAutoscaler":      {new: func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
+	"policy/v1/PodDisruptionBudget":               {new: func() any { return &policyv1.PodDisruptionBudget{} }},
+	"scheduling.k8s.io/v1/PriorityClass":          {new: func() any { return &schedulingv1.PriorityClass{} }},
+	"rbac.authorization.k8s.io/v1/Role":           {new: func() any { return &rbacv1.Role{} }},
+	"rbac.authorization.k8s.io/v1/RoleBinding":    {new: func() any { return &rbacv1.RoleBinding{} }},
+	"autoscaling.k8s.io/v1/VerticalPodAutoscaler": {new: func() any { return &vpav1.VerticalPodAutoscaler{} }},
+	"monitoring.coreos.com/v1/ServiceMonitor":     {new: func() any { return &monitoringv1.ServiceMonitor{} }},
+	"serving.knative.dev/v1/Service":              {new: func() any { return &knservingv1.Service{} }},
+	"argoproj.io/v1alpha1/Workflow":               {new: func() any { return &wfv1.Workflow{} }},
+	"argoproj.io/v1alpha1/WorkflowTemplate":       {new: func() any { return &wfv1.WorkflowTemplate{} }},
+	"argoproj.io/v1alpha1/CronWorkflow":           {new: func() any { return &wfv1.CronWorkflow{} }},
 	"security.istio.io/v1/PeerAuthentication": {
 		new:  func() any { return &istiosecurity.PeerAuthentication{} },
 		spec: func(o any) proto.Message { return &o.(*istiosecurity.PeerAuthentication).Spec },
@@ -261,6 +261,12 @@ func loadFile(t testing.TB, file string) []object {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return loadYAML(t, file, data)
+}
+
+// loadYAML decodes each document of a multi-document YAML strictly.
+func loadYAML(t testing.TB, source string, data []byte) []object {
+	t.Helper()
 	var objs []object
 	for i, doc := range bytes.Split(data, []byte("\n---")) {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
@@ -268,9 +274,9 @@ func loadFile(t testing.TB, file string) []object {
 		}
 		raw, err := yaml.YAMLToJSONStrict(doc)
 		if err != nil {
-			t.Fatalf("%s document %d: %v", file, i, err)
+			t.Fatalf("%s document %d: %v", source, i, err)
 		}
-		o, err := newObject(file, raw)
+		o, err := newObject(source, raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	knservingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
@@ -426,7 +427,7 @@ func TestGPUOverlay(t *testing.T) {
 func toleratesGPUTaint(ts []corev1.Toleration) bool {
 	taint := corev1.Taint{Key: string(gpuResource), Value: "present", Effect: corev1.TaintEffectNoSchedule}
 	for _, tol := range ts {
-		if tol.ToleratesTaint(&taint) {
+		if tol.ToleratesTaint(klog.Background(), &taint, false) {
 			return true
 		}
 	}
@@ -471,8 +472,8 @@ func TestKnativeService(t *testing.T) {
 }
 
 // TestTrainingWorkflow: the pipeline is data-prep -> train -> evaluate ->
-// publish on the trainer image, and the CronWorkflow and the Workflow run
-// that template.
+// publish, with the trainer image training, and the CronWorkflow and the
+// Workflow run that template.
 func TestTrainingWorkflow(t *testing.T) {
 	objs := build(t, prod)
 	wt := named[*wfv1.WorkflowTemplate](objs, "train-model")
@@ -503,9 +504,15 @@ func TestTrainingWorkflow(t *testing.T) {
 			t.Errorf("WorkflowTemplate train-model: task %s depends on %q, want %q", s, deps, want)
 		}
 	}
+	images := map[string]string{}
 	for _, w := range workloads(objs) {
-		if strings.HasPrefix(w.owner, "WorkflowTemplate ") && binaryOf(w.containers[0].Image) != "trainer" {
-			t.Errorf("%s: image %s, want the trainer's", w.owner, w.containers[0].Image)
+		if name, ok := strings.CutPrefix(w.owner, "WorkflowTemplate train-model template "); ok {
+			images[name] = binaryOf(w.containers[0].Image)
+		}
+	}
+	for task, bin := range map[string]string{"data-prep": "ingest", "train": "trainer"} {
+		if images[task] != bin {
+			t.Errorf("WorkflowTemplate train-model: template %s runs %q, want the %s image", task, images[task], bin)
 		}
 	}
 	refs := map[string]*wfv1.WorkflowTemplateRef{}

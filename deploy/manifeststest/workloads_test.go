@@ -1,6 +1,7 @@
 package manifeststest
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	knservingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
 	"github.com/recsys/recsys/libs/config"
@@ -61,6 +63,12 @@ var pendingFlags = map[string]map[string]map[string]string{
 	gpu: {"ranking": {"execution-provider": "it arrives with the ranking issue (ONNX Runtime execution providers)"}},
 }
 
+// utilityImages are the images, other than the recsys binaries, that a
+// manifest may run (Argo script templates), with why.
+var utilityImages = map[string]string{
+	"python": "the training workflow's evaluate and publish steps: a few lines over metadata.json",
+}
+
 // workload is one pod template of a build, with its containers as they
 // will run.
 type workload struct {
@@ -74,6 +82,7 @@ type workload struct {
 	pod            *corev1.PodSpec   // nil for Argo templates
 	serving        bool              // a long-running server (needs probes)
 	params         map[string]string // Argo workflow parameters, for {{workflow.parameters.x}}
+	script         bool              // an Argo script template: a utility image, not a recsys binary
 }
 
 func workloads(objs []object) []workload {
@@ -95,18 +104,27 @@ func workloads(objs []object) []workload {
 			tpl := &v.Spec.Template
 			out = append(out, podWorkload("Knative Service "+v.Name, tpl.Labels, tpl.Annotations, &tpl.Spec.PodSpec, true))
 		case *wfv1.WorkflowTemplate:
-			out = append(out, argoWorkloads("WorkflowTemplate "+v.Name, &v.Spec)...)
+			ws, err := argoWorkloads("WorkflowTemplate "+v.Name, &v.Spec)
+			if err != nil {
+				panic(err) // the types round-trip through JSON: a failure is a bug here
+			}
+			out = append(out, ws...)
 		case *wfv1.Workflow:
-			out = append(out, argoWorkloads("Workflow "+v.Name, &v.Spec)...)
+			ws, err := argoWorkloads("Workflow "+v.Name, &v.Spec)
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, ws...)
 		}
 	}
 	return out
 }
 
-// argoWorkloads returns one workload per container template, with the
-// spec's templateDefaults merged in the way Argo does for the fields used
-// here: the template's own value wins, env adds up.
-func argoWorkloads(owner string, spec *wfv1.WorkflowSpec) []workload {
+// argoWorkloads returns one workload per container or script template,
+// with the spec's templateDefaults merged in as Argo's controller does it
+// (a strategic merge of the template over the defaults, keeping the
+// template's type).
+func argoWorkloads(owner string, spec *wfv1.WorkflowSpec) ([]workload, error) {
 	params := map[string]string{}
 	for _, p := range spec.Arguments.Parameters {
 		if p.Value != nil {
@@ -115,50 +133,59 @@ func argoWorkloads(owner string, spec *wfv1.WorkflowSpec) []workload {
 	}
 	var out []workload
 	for _, tpl := range spec.Templates {
-		if tpl.Container == nil {
+		if tpl.Container == nil && tpl.Script == nil {
 			continue
 		}
+		merged := tpl.DeepCopy()
+		if spec.TemplateDefaults != nil {
+			defaults, err := json.Marshal(spec.TemplateDefaults)
+			if err != nil {
+				return nil, err
+			}
+			own, err := json.Marshal(tpl)
+			if err != nil {
+				return nil, err
+			}
+			result, err := strategicpatch.StrategicMergePatch(defaults, own, wfv1.Template{})
+			if err != nil {
+				return nil, fmt.Errorf("%s template %s: merge templateDefaults: %w", owner, tpl.Name, err)
+			}
+			merged = &wfv1.Template{}
+			if err := json.Unmarshal(result, merged); err != nil {
+				return nil, err
+			}
+			merged.SetType(tpl.GetType())
+		}
 		var c corev1.Container
-		if spec.TemplateDefaults != nil && spec.TemplateDefaults.Container != nil {
-			c = *spec.TemplateDefaults.Container.DeepCopy()
-		}
-		own := tpl.Container
-		if own.Image != "" {
-			c.Image = own.Image
-		}
-		if len(own.Command) > 0 {
-			c.Command = own.Command
-		}
-		if len(own.Args) > 0 {
-			c.Args = own.Args
-		}
-		c.Env = append(c.Env, own.Env...)
-		if len(own.VolumeMounts) > 0 {
-			c.VolumeMounts = own.VolumeMounts
-		}
-		if own.Resources.Requests != nil || own.Resources.Limits != nil {
-			c.Resources = own.Resources
-		}
-		if own.SecurityContext != nil {
-			c.SecurityContext = own.SecurityContext
+		if merged.Container != nil {
+			c = *merged.Container
+		} else {
+			c = merged.Script.Container
 		}
 		if c.Name == "" {
 			c.Name = "main" // Argo's name for a template's container
 		}
 		out = append(out, workload{owner: owner + " template " + tpl.Name, podSC: spec.SecurityContext,
-			containers: []corev1.Container{c}, volumes: spec.Volumes, serviceAccount: spec.ServiceAccountName, params: params})
+			containers: []corev1.Container{c}, volumes: spec.Volumes, serviceAccount: spec.ServiceAccountName, params: params,
+			script: merged.Script != nil})
 	}
-	return out
+	return out, nil
 }
 
 // binaryOf is the binary an image runs: the last element of its name, as
 // in recsys/ranking:0.1.0-cuda.
 func binaryOf(image string) string {
+	image = imageName(image)
+	return image[strings.LastIndex(image, "/")+1:]
+}
+
+// imageName strips an image's tag and digest.
+func imageName(image string) string {
 	image, _, _ = strings.Cut(image, "@")
 	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
 		image = image[:i]
 	}
-	return image[strings.LastIndex(image, "/")+1:]
+	return image
 }
 
 var workflowParam = regexp.MustCompile(`\{\{workflow\.parameters\.([A-Za-z0-9_-]+)\}\}`)
@@ -254,6 +281,13 @@ func TestContainerFlags(t *testing.T) {
 		for _, w := range workloads(objs) {
 			for _, c := range w.containers {
 				t.Run(src+"/"+w.owner+"/"+c.Name, func(t *testing.T) {
+					if w.script {
+						if why, ok := utilityImages[imageName(c.Image)]; !ok {
+							t.Errorf("%s: script image %s is neither a recsys binary nor a known utility image %v", w.owner, c.Image, sortedKeys(utilityImages))
+						} else {
+							t.Skipf("%s runs %s (%s): no flags to check", w.owner, c.Image, why)
+						}
+					}
 					bin := binaryOf(c.Image)
 					fs, err := flagSet(bin)
 					if err != nil {
@@ -277,7 +311,9 @@ func TestContainerFlags(t *testing.T) {
 // TestCheckFlagsRejects shows checkFlags failing on what a binary would
 // reject or ignore.
 func TestCheckFlagsRejects(t *testing.T) {
-	noRef := func(ref *corev1.ConfigMapKeySelector) (string, error) { return "", fmt.Errorf("no ConfigMap %s", ref.Name) }
+	noRef := func(ref *corev1.ConfigMapKeySelector) (string, error) {
+		return "", fmt.Errorf("no ConfigMap %s", ref.Name)
+	}
 	cases := []struct {
 		name string
 		bin  string

@@ -77,6 +77,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := eventstream.EnsureTopics(ectx, cfg.Kafka, 3, cfg.Topic); err != nil {
+		logger.Warn("could not check the events topic; RecordEvents answers Unavailable until Kafka has it", "topic", cfg.Topic, "err", err)
+	}
+	cancel()
 	w := eventstream.NewWriter(cfg.Kafka, cfg.Topic)
 	defer w.Close()
 	srv, err := serving.New(cfg.Serving, logger)

@@ -123,6 +123,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer func() { stopBG(); wg.Wait() }()
 	if len(cfg.Kafka) > 0 {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := eventstream.EnsureTopics(ectx, cfg.Kafka, 3, cfg.ServedTopic); err != nil {
+			logger.Warn("could not check the served-ranking topic; rankings are logged once Kafka has it", "topic", cfg.ServedTopic, "err", err)
+		}
+		cancel()
 		w := eventstream.NewWriter(cfg.Kafka, cfg.ServedTopic)
 		defer w.Close()
 		served = NewServedLog(w, cfg.LogBuffer, logger, srv.Metrics())
