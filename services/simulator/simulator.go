@@ -211,7 +211,9 @@ feed:
 	for _, a := range arms {
 		rep.Arms = append(rep.Arms, *a)
 	}
-	sort.Slice(rep.Arms, func(i, j int) bool { return rep.Arms[i].Arm+rep.Arms[i].ModelVersion < rep.Arms[j].Arm+rep.Arms[j].ModelVersion })
+	sort.Slice(rep.Arms, func(i, j int) bool {
+		return rep.Arms[i].Arm+rep.Arms[i].ModelVersion < rep.Arms[j].Arm+rep.Arms[j].ModelVersion
+	})
 	for i := range tenthI {
 		ctr := 0.0
 		if tenthI[i] > 0 {
