@@ -1,6 +1,7 @@
 package manifeststest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	networkingapi "istio.io/api/networking/v1alpha3"
+
+	"github.com/recsys/recsys/libs/experiment"
 
 	// The gRPC services whose method paths the authorization policies name.
 	_ "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
@@ -651,5 +654,48 @@ func TestPolicyCheckersReject(t *testing.T) {
 	}
 	if err := grpcPathError(recordEvents); err != nil {
 		t.Errorf("grpcPathError(%q) = %v, want nil", recordEvents, err)
+	}
+}
+
+// TestExperimentArms: the experiment ranking serves is valid, and every arm
+// a route sets or matches in x-recsys-arm is one of its arms (ranking
+// answers InvalidArgument for any other).
+func TestExperimentArms(t *testing.T) {
+	for _, b := range appBuilds {
+		cm := named[*corev1.ConfigMap](build(t, b), "ranking-experiment")
+		if cm == nil {
+			t.Errorf("%s: no ConfigMap ranking-experiment", b)
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(cm.Data["experiment.json"]))
+		dec.DisallowUnknownFields()
+		var exp experiment.Config
+		if err := dec.Decode(&exp); err != nil {
+			t.Errorf("%s: ranking-experiment experiment.json: %v", b, err)
+			continue
+		}
+		if err := exp.Validate(); err != nil {
+			t.Errorf("%s: ranking-experiment experiment.json: %v", b, err)
+		}
+		for _, vs := range all[*istionetworking.VirtualService](build(t, istioDir)) {
+			for _, r := range vs.Spec.Http {
+				var arms []string
+				for _, m := range r.Match {
+					if h := m.Headers["x-recsys-arm"]; h != nil {
+						arms = append(arms, h.GetExact())
+					}
+				}
+				for _, d := range r.Route {
+					if v, ok := d.GetHeaders().GetRequest().GetSet()["x-recsys-arm"]; ok {
+						arms = append(arms, v)
+					}
+				}
+				for _, a := range arms {
+					if _, ok := exp.Arm(a); !ok {
+						t.Errorf("%s: VirtualService %s route %q uses arm %q; experiment %s has arms %v", b, vs.Name, r.Name, a, exp.ID, exp.ArmNames())
+					}
+				}
+			}
+		}
 	}
 }

@@ -15,8 +15,8 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/klog/v2"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
+	"k8s.io/klog/v2"
 	knservingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
 
@@ -255,6 +255,9 @@ func podRefErrors(objs []object, w workload) []error {
 	volumes := map[string]bool{}
 	for _, v := range w.volumes {
 		volumes[v.Name] = true
+		if cm := v.ConfigMap; cm != nil && named[*corev1.ConfigMap](objs, cm.Name) == nil {
+			errs = append(errs, fmt.Errorf("volume %s: ConfigMap %q is not in the build", v.Name, cm.Name))
+		}
 		if pvc := v.PersistentVolumeClaim; pvc != nil && named[*corev1.PersistentVolumeClaim](objs, pvc.ClaimName) == nil {
 			errs = append(errs, fmt.Errorf("volume %s: claim %q is not in the build", v.Name, pvc.ClaimName))
 		}
@@ -410,8 +413,8 @@ func TestGPUOverlay(t *testing.T) {
 		if spec.PriorityClassName == "" || named[*schedulingv1.PriorityClass](objs, spec.PriorityClassName) == nil {
 			t.Errorf("gpu: Deployment %s: priority class %q is not in the build", d.Name, spec.PriorityClassName)
 		}
-		if !slices.Contains(spec.Containers[0].Args, "--execution-provider=cuda") {
-			t.Errorf("gpu: Deployment %s: args %q lack --execution-provider=cuda", d.Name, spec.Containers[0].Args)
+		if p := lastFlag(spec.Containers[0].Args, "execution-provider"); p != "cuda" {
+			t.Errorf("gpu: Deployment %s: args %q run execution provider %q, want cuda (the last -execution-provider wins)", d.Name, spec.Containers[0].Args, p)
 		}
 	}
 	if rankers < 2 {
@@ -422,6 +425,20 @@ func TestGPUOverlay(t *testing.T) {
 			t.Errorf("prod: Deployment %s asks for a GPU; only the gpu overlay should", d.Name)
 		}
 	}
+}
+
+// lastFlag returns the value of the last --name=value in args: the one the
+// flag package keeps.
+func lastFlag(args []string, name string) string {
+	v := ""
+	for _, a := range args {
+		for _, prefix := range []string{"--" + name + "=", "-" + name + "="} {
+			if rest, ok := strings.CutPrefix(a, prefix); ok {
+				v = rest
+			}
+		}
+	}
+	return v
 }
 
 func toleratesGPUTaint(ts []corev1.Toleration) bool {

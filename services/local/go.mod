@@ -8,6 +8,8 @@ require (
 	github.com/recsys/recsys/services/feedback v0.0.0
 	github.com/recsys/recsys/services/itemfeatures v0.0.0
 	github.com/recsys/recsys/services/ranking v0.0.0
+	github.com/recsys/recsys/services/simulator v0.0.0-00010101000000-000000000000
+	github.com/recsys/recsys/services/trainer v0.0.0
 	github.com/recsys/recsys/services/userfeatures v0.0.0
 	github.com/recsys/recsys/services/web v0.0.0
 	google.golang.org/grpc v1.85.0
@@ -27,7 +29,6 @@ require (
 	github.com/containerd/platforms v0.2.1 // indirect
 	github.com/cpuguy83/dockercfg v0.3.2 // indirect
 	github.com/desertbit/timer v0.0.0-20180107155436-c41aec40b27f // indirect
-	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/distribution/reference v0.6.0 // indirect
 	github.com/docker/docker v28.5.1+incompatible // indirect
 	github.com/docker/go-connections v0.6.0 // indirect
@@ -63,7 +64,7 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/recsys/recsys/gen v0.0.0 // indirect
-	github.com/redis/go-redis/v9 v9.7.3 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/rs/cors v1.7.0 // indirect
 	github.com/segmentio/kafka-go v0.4.51 // indirect
 	github.com/shirou/gopsutil/v4 v4.25.6 // indirect
@@ -88,6 +89,7 @@ require (
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/mod v0.42.0 // indirect
@@ -107,6 +109,8 @@ replace (
 	github.com/recsys/recsys/services/feedback => ../feedback
 	github.com/recsys/recsys/services/itemfeatures => ../itemfeatures
 	github.com/recsys/recsys/services/ranking => ../ranking
+	github.com/recsys/recsys/services/simulator => ../simulator
+	github.com/recsys/recsys/services/trainer => ../trainer
 	github.com/recsys/recsys/services/userfeatures => ../userfeatures
 	github.com/recsys/recsys/services/web => ../web
 	google.golang.org/genproto => google.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e

@@ -11,9 +11,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
@@ -22,6 +27,8 @@ import (
 	"github.com/recsys/recsys/services/feedback"
 	"github.com/recsys/recsys/services/itemfeatures"
 	"github.com/recsys/recsys/services/ranking"
+	"github.com/recsys/recsys/services/simulator"
+	"github.com/recsys/recsys/services/trainer"
 	"github.com/recsys/recsys/services/userfeatures"
 	"github.com/recsys/recsys/services/web"
 )
@@ -34,6 +41,10 @@ type Config struct {
 	// Kafka is the brokers every service uses, or embedded[://host:port]
 	// for the embedded broker started here.
 	Kafka string
+	// Simulate runs gentle background traffic from simulated users.
+	Simulate     bool
+	SimulateRate float64
+	WorldSeed    uint64
 
 	UserFeatures   userfeatures.Config
 	ItemFeatures   itemfeatures.Config
@@ -64,11 +75,21 @@ func (c *Config) services() []service {
 // shared are the flags set once for all services.
 var shared = map[string]bool{"redis": true, "kafka": true}
 
+// The demo world of make run: small enough to train in seconds.
+const (
+	worldUsers    = 1000
+	worldItems    = 400
+	worldSessions = 12000
+)
+
 // RegisterFlags adds every service's flags to fs, each under its name, and
 // the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
 	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:9092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
+	fs.BoolVar(&c.Simulate, "simulate", true, "seed a demo world and run gentle background traffic from its simulated users")
+	fs.Float64Var(&c.SimulateRate, "simulate-rate", 2, "simulated sessions per second")
+	fs.Uint64Var(&c.WorldSeed, "world-seed", 1, "seed of the demo world")
 	for _, s := range c.services() {
 		own := flag.NewFlagSet(s.name, flag.ContinueOnError)
 		s.register(own)
@@ -93,6 +114,9 @@ func dialable(listen string) string {
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := initialModel(ctx, cfg, logger); err != nil {
+		return fmt.Errorf("first model: %w", err)
+	}
 	if featurestore.IsEmbedded(cfg.Redis) {
 		addr, stop, err := featurestore.StartEmbedded(cfg.Redis)
 		if err != nil {
@@ -137,6 +161,52 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		})
 	}
 	logger.Info("recsys is starting", "web", "http://localhost:8080")
+	if cfg.Simulate {
+		wg.Go(func() {
+			if err := demo(ctx, cfg, logger); err != nil && ctx.Err() == nil {
+				logger.Warn("demo traffic stopped", "err", err)
+			}
+		})
+	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// initialModel trains and publishes a first model on the demo world when
+// the registry has none, so ranking has something to serve.
+func initialModel(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	dir := filepath.Join(cfg.Ranking.ModelRoot, cfg.Ranking.ModelName)
+	if entries, _ := os.ReadDir(dir); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.IsDir() && !strings.HasPrefix(e.Name(), ".") }) {
+		return nil
+	}
+	logger.Info("the model registry is empty: training a first model on the demo world", "registry", dir)
+	_, err := trainer.Train(ctx, trainer.Config{ModelRoot: cfg.Ranking.ModelRoot, ModelName: cfg.Ranking.ModelName, Version: "v1",
+		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Sessions: worldSessions, Epochs: 3, Dim: 8, MaxSamples: 1_000_000}, os.Stderr)
+	return err
+}
+
+// demo seeds the demo world into the running platform and sends its
+// simulated users' traffic through the public APIs.
+func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	sim := simulator.Config{Ranking: dialable(cfg.Ranking.Serving.GRPCAddr), Feedback: dialable(cfg.Feedback.Serving.GRPCAddr),
+		UserFeatures: dialable(cfg.UserFeatures.Serving.GRPCAddr), ItemFeatures: dialable(cfg.ItemFeatures.Serving.GRPCAddr),
+		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Sessions: 1 << 30, Rate: cfg.SimulateRate, Concurrency: 1, ListSize: 10}
+	cl, closeAll, err := simulator.Dial(sim)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	w := trainer.NewWorld(cfg.WorldSeed, worldUsers, worldItems)
+	for { // the services come up in parallel: retry until the seed lands
+		if err = simulator.SeedWorld(ctx, cl, w); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	logger.Info("demo world seeded; simulated users are browsing", "users", worldUsers, "items", worldItems, "sessions_per_second", cfg.SimulateRate)
+	_, err = simulator.Simulate(ctx, cl, w, sim, uint64(time.Now().UnixNano()), io.Discard)
+	return err
 }

@@ -34,7 +34,7 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-redis=embedded", "-kafka=embedded", "-ranking.model-root=" + models, "-ranking.model-scan-interval=50ms", "-ranking.ready-interval=50ms"}
+	args := []string{"-redis=embedded", "-kafka=embedded", "-simulate=false", "-ranking.model-root=" + models, "-ranking.model-scan-interval=50ms", "-ranking.ready-interval=50ms"}
 	free := testenv.FreePorts(t, 2*len(cfg.services()))
 	for i, s := range cfg.services() {
 		p := ports{free[2*i], free[2*i+1]}
