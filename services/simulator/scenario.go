@@ -71,13 +71,15 @@ func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) 
 	fmt.Fprintln(out, "== training on the logged data")
 	time.Sleep(2 * time.Second) // let the served-ranking log flush
 	treatment := "v" + time.Now().UTC().Format("20060102-150405") + "-retrained"
-	if _, err := trainer.Train(ctx, trainer.Config{ModelRoot: c.ModelRoot, ModelName: c.ModelName, Version: treatment, FromLog: true,
-		Kafka: c.Kafka, Epochs: 5, Dim: 8, MaxSamples: 2_000_000}, out); err != nil {
-		return nil, err
-	}
+	// The experiment goes first: it pins the serving version, so the
+	// registry keeps it loaded when the new, newer version appears.
 	exp := &experiment.Config{ID: "retrain-" + treatment, Salt: treatment, Arms: []experiment.Arm{
 		{Name: "control", ModelVersion: control, Weight: 50}, {Name: "treatment", ModelVersion: treatment, Weight: 50}}}
 	if err := WriteExperiment(c.ExperimentFile, exp); err != nil {
+		return nil, err
+	}
+	if _, err := trainer.Train(ctx, trainer.Config{ModelRoot: c.ModelRoot, ModelName: c.ModelName, Version: treatment, FromLog: true,
+		Kafka: c.Kafka, Epochs: 5, Dim: 8, MaxSamples: 2_000_000}, out); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "== experiment %s: control %s vs treatment %s; waiting for the ranking service\n", exp.ID, control, treatment)

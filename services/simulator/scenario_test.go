@@ -46,7 +46,7 @@ func TestClosedLoop(t *testing.T) {
 	var cfg local.Config
 	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	args := []string{"-redis=embedded", fmt.Sprintf("-kafka=embedded://127.0.0.1:%d", ports[12]),
+	args := []string{"-redis=embedded", "-simulate=false", fmt.Sprintf("-kafka=embedded://127.0.0.1:%d", ports[12]),
 		"-ranking.model-root=" + models, "-ranking.experiment-file=" + expFile, "-ranking.model-scan-interval=200ms", "-ranking.ready-interval=100ms"}
 	addr := map[string]string{}
 	for i, s := range []string{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web"} {
@@ -85,11 +85,14 @@ func TestClosedLoop(t *testing.T) {
 	var control, treatment float64
 	var p float64
 	for _, a := range report.GetArms() {
-		switch a.GetArm() {
-		case "control":
+		switch {
+		case a.GetArm() == "control" && a.GetModelVersion() == "v1-initial":
 			control = a.GetCtr()
-		case "treatment":
+		case a.GetArm() == "treatment" && a.GetModelVersion() != "v1-initial":
 			treatment, p = a.GetCtr(), a.GetPValue()
+		}
+		if a.GetArm() == "control" && a.GetModelVersion() != "v1-initial" {
+			t.Errorf("the control arm was served by %s; it is pinned to v1-initial", a.GetModelVersion())
 		}
 	}
 	if !(treatment > control && p < 0.05) {
