@@ -5,7 +5,7 @@ SHELL := bash
 
 # Every Go module of the workspace (go.work), and the package patterns that
 # cover them (in workspace mode ./... stops at module boundaries).
-MODULES  := gen libs $(sort $(wildcard services/*))
+MODULES  := gen libs $(sort $(wildcard services/*)) deploy/manifeststest
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 BUF      := node_modules/.bin/buf
 GO_TEST_FLAGS ?=
@@ -38,6 +38,15 @@ node_modules: package.json package-lock.json
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+UI_SRC := $(wildcard services/web/ui/src/*.ts) $(wildcard gen/ts/recsys/*/v1/*.ts)
+
+services/web/ui/dist/app.js: node_modules $(UI_SRC)
+	node_modules/.bin/tsc -p services/web/ui/tsconfig.json
+	node_modules/.bin/esbuild services/web/ui/src/app.ts --bundle --minify --sourcemap --target=es2020 --log-level=warning --outfile=$@
+
+.PHONY: ui
+ui: services/web/ui/dist/app.js ## type-check and bundle the web UI (make run and make test do it)
 
 .PHONY: generate
 generate: node_modules ## regenerate Go, OpenAPI and TypeScript code from proto/ (offline)
@@ -79,7 +88,7 @@ tidy: ## go mod tidy in every module
 	@for m in $(MODULES) tools; do (cd $$m && GOWORK=off go mod tidy); done
 
 .PHONY: test
-test: ort check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+test: ort ui check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
 	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: test-short
@@ -91,12 +100,16 @@ bench: ort ## benchmarks, as ratios against the bare parts
 	go test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: run
-run: ort ## the whole platform in one process; web UI and edge on http://localhost:8080
+run: ort ui ## the whole platform in one process; web UI and edge on http://localhost:8080
 	go run ./services/local/cmd/recsys
 
 .PHONY: scenario
 scenario: ort ## the closed loop in one process: traffic, retrain from the logs, 50/50 experiment, report
 	go test -count=1 -run TestClosedLoop -v ./services/simulator/
+
+.PHONY: canary-weight
+canary-weight: ## set the ranking canary weight in istio/ (make canary-weight WEIGHT=25), then kubectl apply -k istio
+	deploy/set-canary-weight.sh $(WEIGHT)
 
 .PHONY: certs
 certs: ## a local CA and one mTLS certificate per service, in certs/

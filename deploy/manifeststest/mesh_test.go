@@ -62,7 +62,7 @@ func TestServicePorts(t *testing.T) {
 				if p.AppProtocol != nil && *p.AppProtocol != proto {
 					t.Errorf("%s: Service %s port %q: appProtocol %q disagrees with the name", b, s.Name, p.Name, *p.AppProtocol)
 				}
-				for _, w := range workloads(objs) {
+				for _, w := range workloads(t, objs) {
 					if !w.serving || !sel.Matches(labels.Set(w.labels)) {
 						continue
 					}
@@ -504,7 +504,7 @@ func TestAuthorization(t *testing.T) {
 		callee := "*"
 		if sel := p.Spec.GetSelector().GetMatchLabels(); sel != nil {
 			callee = sel["app"]
-			if !slices.ContainsFunc(podLabels(app), func(l map[string]string) bool { return labels.SelectorFromSet(sel).Matches(labels.Set(l)) }) {
+			if !slices.ContainsFunc(podLabels(t, app), func(l map[string]string) bool { return labels.SelectorFromSet(sel).Matches(labels.Set(l)) }) {
 				t.Errorf("AuthorizationPolicy %s: selector %v matches no pod of %s", p.Name, sel, prod)
 			}
 		}

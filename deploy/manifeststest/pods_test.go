@@ -27,7 +27,7 @@ const gpuResource corev1.ResourceName = "nvidia.com/gpu"
 // memory requests and limits.
 func TestPodHardening(t *testing.T) {
 	for _, b := range appBuilds {
-		for _, w := range workloads(build(t, b)) {
+		for _, w := range workloads(t, build(t, b)) {
 			for _, c := range w.containers {
 				for _, err := range hardeningErrors(w.podSC, c) {
 					t.Errorf("%s: %s container %s: %v", b, w.owner, c.Name, err)
@@ -81,7 +81,7 @@ func hardeningErrors(pod *corev1.PodSecurityContext, c corev1.Container) []error
 // probes on gRPC health (grpc.health.v1) at its gRPC container port.
 func TestServingProbes(t *testing.T) {
 	for _, b := range appBuilds {
-		for _, w := range workloads(build(t, b)) {
+		for _, w := range workloads(t, build(t, b)) {
 			if !w.serving {
 				continue
 			}
@@ -121,7 +121,7 @@ func TestServingProbes(t *testing.T) {
 func TestLabels(t *testing.T) {
 	for _, b := range appBuilds {
 		objs := build(t, b)
-		for _, w := range workloads(objs) {
+		for _, w := range workloads(t, objs) {
 			if w.pod == nil {
 				continue // Argo pods are labelled by Argo
 			}
@@ -161,9 +161,10 @@ func mustSelector(t testing.TB, s *metav1.LabelSelector) labels.Selector {
 
 // podLabels returns the labels of every pod template of a build that can
 // back a Service (Deployments, Knative revisions).
-func podLabels(objs []object) []map[string]string {
+func podLabels(t testing.TB, objs []object) []map[string]string {
+	t.Helper()
 	var out []map[string]string
-	for _, w := range workloads(objs) {
+	for _, w := range workloads(t, objs) {
 		if w.serving {
 			out = append(out, w.labels)
 		}
@@ -187,7 +188,7 @@ func matchesAny(sel labels.Selector, pods []map[string]string) bool {
 func TestReferences(t *testing.T) {
 	for _, b := range appBuilds {
 		objs := build(t, b)
-		pods := podLabels(objs)
+		pods := podLabels(t, objs)
 		for _, s := range all[*corev1.Service](objs) {
 			sel := labels.SelectorFromSet(s.Spec.Selector)
 			if len(s.Spec.Selector) == 0 || !matchesAny(sel, pods) {
@@ -236,7 +237,7 @@ func TestReferences(t *testing.T) {
 				t.Errorf("%s: ServiceMonitor %s: selector matches no Service", b, sm.Name)
 			}
 		}
-		for _, w := range workloads(objs) {
+		for _, w := range workloads(t, objs) {
 			for _, err := range podRefErrors(objs, w) {
 				t.Errorf("%s: %s: %v", b, w.owner, err)
 			}
@@ -284,7 +285,7 @@ func podRefErrors(objs []object, w workload) []error {
 func TestModelRegistry(t *testing.T) {
 	for _, b := range appBuilds {
 		var sawRanking, sawTrainer bool
-		for _, w := range workloads(build(t, b)) {
+		for _, w := range workloads(t, build(t, b)) {
 			for _, c := range w.containers {
 				bin := binaryOf(c.Image)
 				if bin != "ranking" && bin != "trainer" {
@@ -522,7 +523,7 @@ func TestTrainingWorkflow(t *testing.T) {
 		}
 	}
 	images := map[string]string{}
-	for _, w := range workloads(objs) {
+	for _, w := range workloads(t, objs) {
 		if name, ok := strings.CutPrefix(w.owner, "WorkflowTemplate train-model template "); ok {
 			images[name] = binaryOf(w.containers[0].Image)
 		}

@@ -85,7 +85,8 @@ type workload struct {
 	script         bool              // an Argo script template: a utility image, not a recsys binary
 }
 
-func workloads(objs []object) []workload {
+func workloads(t testing.TB, objs []object) []workload {
+	t.Helper()
 	var out []workload
 	podWorkload := func(owner string, meta map[string]string, ann map[string]string, spec *corev1.PodSpec, serving bool) workload {
 		return workload{owner: owner, labels: meta, annotations: ann, podSC: spec.SecurityContext,
@@ -106,13 +107,13 @@ func workloads(objs []object) []workload {
 		case *wfv1.WorkflowTemplate:
 			ws, err := argoWorkloads("WorkflowTemplate "+v.Name, &v.Spec)
 			if err != nil {
-				panic(err) // the types round-trip through JSON: a failure is a bug here
+				t.Fatal(err)
 			}
 			out = append(out, ws...)
 		case *wfv1.Workflow:
 			ws, err := argoWorkloads("Workflow "+v.Name, &v.Spec)
 			if err != nil {
-				panic(err)
+				t.Fatal(err)
 			}
 			out = append(out, ws...)
 		}
@@ -278,7 +279,7 @@ func TestContainerFlags(t *testing.T) {
 	}
 	for _, src := range sortedKeys(sources) {
 		objs := sources[src]
-		for _, w := range workloads(objs) {
+		for _, w := range workloads(t, objs) {
 			for _, c := range w.containers {
 				t.Run(src+"/"+w.owner+"/"+c.Name, func(t *testing.T) {
 					if w.script {
