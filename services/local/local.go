@@ -86,7 +86,7 @@ const (
 // the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
-	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:9092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
+	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:19092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
 	fs.BoolVar(&c.Simulate, "simulate", true, "seed a demo world and run gentle background traffic from its simulated users")
 	fs.Float64Var(&c.SimulateRate, "simulate-rate", 2, "simulated sessions per second")
 	fs.Uint64Var(&c.WorldSeed, "world-seed", 1, "seed of the demo world")
