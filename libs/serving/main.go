@@ -36,8 +36,12 @@ func Main(name string, register func(fs *flag.FlagSet), run func(ctx context.Con
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(2)
 	}
-	shutdownTracing := telemetry.SetupTracing()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	shutdownTracing, err := telemetry.SetupTracing(ctx, name)
+	if err != nil {
+		logger.Error("exit", "err", err)
+		os.Exit(2)
+	}
 	err = run(ctx, logger)
 	stop()
 	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -27,12 +31,30 @@ func NewLogger(w io.Writer, service, level string) (*slog.Logger, error) {
 }
 
 // SetupTracing installs the process-wide tracer provider and the W3C trace
-// context propagator that the gRPC stats handlers use. Spans are sampled when
-// the caller sampled them. It returns a function that flushes and stops the
+// context propagator that the gRPC stats handlers and the Kafka headers use.
+// Spans are sampled when the caller sampled them (or, at the edge, always).
+// When OTEL_EXPORTER_OTLP_ENDPOINT is set, spans are exported over OTLP/gRPC
+// (the standard OTEL_* variables configure the exporter; OTEL_SERVICE_NAME
+// defaults to service). It returns a function that flushes and stops the
 // provider; call it once at exit.
-func SetupTracing() (shutdown func(context.Context) error) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+func SetupTracing(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))}
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+		exp, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+		}
+		res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", service)))
+		if err != nil {
+			return nil, err
+		}
+		if name := os.Getenv("OTEL_SERVICE_NAME"); name != "" {
+			res, _ = resource.Merge(res, resource.NewSchemaless(attribute.String("service.name", name)))
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	return tp.Shutdown
+	return tp.Shutdown, nil
 }

@@ -112,6 +112,7 @@ type Server struct {
 	store   *featurestore.Store
 	timeout time.Duration
 	events  *prometheus.CounterVec
+	arms    *prometheus.CounterVec
 	now     func() time.Time
 }
 
@@ -124,7 +125,11 @@ func NewServer(w *kafka.Writer, store *featurestore.Store, writeTimeout time.Dur
 			Help: "Feedback events by type and outcome (accepted, invalid, unavailable).",
 		}, []string{"type", "result"}),
 	}
-	reg.MustRegister(s.events)
+	s.arms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_experiment_events_total",
+		Help: "Accepted events by experiment, arm and type (per-arm CTR: clicks / impressions).",
+	}, []string{"experiment_id", "arm", "type"})
+	reg.MustRegister(s.events, s.arms)
 	return s
 }
 
@@ -168,14 +173,23 @@ func (s *Server) RecordEvents(ctx context.Context, req *feedbackv1.RecordEventsR
 		return nil, status.Errorf(codes.Unavailable, "event stream (Kafka) unavailable: %v; retry with the same event ids, nothing is counted twice", err)
 	}
 	s.count(evs, "accepted")
+	for _, e := range evs {
+		if e.GetExperimentId() != "" {
+			s.arms.WithLabelValues(e.GetExperimentId(), e.GetArm(), eventType(e)).Inc()
+		}
+	}
 	return &feedbackv1.RecordEventsResponse{AcceptedCount: int32(len(evs))}, nil
 }
 
 func (s *Server) count(evs []*feedbackv1.Event, result string) {
 	for _, e := range evs {
-		t := strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
-		s.events.WithLabelValues(t, result).Inc()
+		s.events.WithLabelValues(eventType(e), result).Inc()
 	}
+}
+
+// eventType is "impression" or "click" (a metric label).
+func eventType(e *feedbackv1.Event) string {
+	return strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
 }
 
 // GetExperimentReport reports an experiment from the counters the stream
