@@ -107,6 +107,15 @@ run: ort ui ## the whole platform in one process; web UI and edge on http://loca
 scenario: ort ## the closed loop in one process: traffic, retrain from the logs, 50/50 experiment, report
 	go test -count=1 -run TestClosedLoop -v ./services/simulator/
 
+FUZZTIME ?= 30s
+FUZZ_TARGETS := libs/serving:FuzzHTTPBodies libs/eventstream:FuzzDecode libs/dataset:FuzzImportLines libs/modelrt:FuzzParseMetadata
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (their seed corpora run in make test)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+	  (cd $$pkg && go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) .) || exit 1; done
+
 .PHONY: canary-weight
 canary-weight: ## set the ranking canary weight in istio/ (make canary-weight WEIGHT=25), then kubectl apply -k istio
 	deploy/set-canary-weight.sh $(WEIGHT)

@@ -396,7 +396,6 @@ func csvRows[T any](r io.Reader, name string, checks []func(T) error, required [
 			if err == io.EOF {
 				return
 			}
-			line, _ := cr.FieldPos(0)
 			if err != nil {
 				var pe *csv.ParseError
 				if errors.As(err, &pe) {
@@ -408,6 +407,7 @@ func csvRows[T any](r io.Reader, name string, checks []func(T) error, required [
 				yield(zero, fmt.Errorf("read %s: %w", name, err))
 				return
 			}
+			line, _ := cr.FieldPos(0) // only valid after a successful Read
 			if len(rec) != len(header) {
 				if !yield(zero, &LineError{name, line, fmt.Errorf("%d fields, the header has %d", len(rec), len(header))}) {
 					return

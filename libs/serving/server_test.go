@@ -58,7 +58,7 @@ type testServer struct {
 	done chan error
 }
 
-func startServer(t *testing.T, mutate func(*Config)) *testServer {
+func startServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Helper()
 	cfg := Config{
 		GRPCAddr:             "127.0.0.1:0",
@@ -93,7 +93,7 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	return ts
 }
 
-func (ts *testServer) client(t *testing.T, cfg ClientConfig) feedbackv1.FeedbackServiceClient {
+func (ts *testServer) client(t testing.TB, cfg ClientConfig) feedbackv1.FeedbackServiceClient {
 	t.Helper()
 	conn, err := Dial(ts.srv.GRPCAddr().String(), cfg)
 	if err != nil {
