@@ -32,6 +32,12 @@ type Config struct {
 	ReadyInterval time.Duration
 	// TLS, when its files are set, turns on mutual TLS on the gRPC port.
 	TLS TLSFiles
+	// RateLimit is the requests per second one client may make (0: no
+	// limit); RateBurst how many it may make at once.
+	RateLimit float64
+	RateBurst int
+	// PprofAddr serves net/http/pprof there; it must be a loopback address.
+	PprofAddr string
 }
 
 // RegisterFlags adds the serving flags to fs with the given default ports.
@@ -45,6 +51,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight calls may run after SIGTERM")
 	fs.DurationVar(&c.ReadyInterval, "ready-interval", time.Second, "how often readiness checks run")
 	c.TLS.RegisterFlags(fs)
+	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per client (0: no limit); beyond it calls get ResourceExhausted / HTTP 429")
+	fs.IntVar(&c.RateBurst, "rate-burst", 100, "requests a client may make at once under -rate-limit")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve pprof on this loopback address (e.g. 127.0.0.1:6060); empty: off")
 }
 
 // Validate reports every problem in c at once.
@@ -67,8 +76,30 @@ func (c Config) Validate() error {
 	if c.ReadyInterval <= 0 {
 		errs = append(errs, fmt.Errorf("-ready-interval %s: want a positive duration", c.ReadyInterval))
 	}
+	if c.RateLimit < 0 || (c.RateLimit > 0 && c.RateBurst < 1) {
+		errs = append(errs, fmt.Errorf("-rate-limit %g / -rate-burst %d: want a non-negative rate and a positive burst", c.RateLimit, c.RateBurst))
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			errs = append(errs, fmt.Errorf("-pprof-addr %q: must be a loopback address such as 127.0.0.1:6060", c.PprofAddr))
+		}
+	}
 	if err := c.TLS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// SetDefault changes the default of a registered flag (a service's own
+// default for a serving flag), so -h shows it too.
+func SetDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("serving: no flag -" + name) // a programming error, caught by any test that registers flags
+	}
+	if err := f.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("serving: default %q for -%s: %v", value, name, err))
+	}
+	f.DefValue = value
 }

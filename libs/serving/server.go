@@ -89,9 +89,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rpc := newRPCMetrics(s.metrics)
 
+	unary := []grpc.UnaryServerInterceptor{rpc.unary(logger)}
+	if cfg.RateLimit > 0 {
+		unary = append(unary, newLimiter(cfg.RateLimit, cfg.RateBurst).unary())
+	}
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.ChainUnaryInterceptor(rpc.unary(logger)),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(rpc.stream(logger)),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
@@ -275,8 +279,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.runChecks(ctx)
 	s.logger.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String(), "mtls", s.cfg.TLS.Enabled())
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
+	var pprofSrv *http.Server
+	if s.cfg.PprofAddr != "" {
+		pprofSrv = &http.Server{Addr: s.cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() { errc <- serveErr("pprof", pprofSrv.ListenAndServe()) })
+	}
 	wg.Go(func() { errc <- serveErr("gRPC", s.grpc.Serve(s.grpcLis)) })
 	wg.Go(func() { errc <- serveErr("in-process gRPC", s.grpc.Serve(s.local)) })
 	wg.Go(func() { errc <- serveErr("HTTP", httpSrv.Serve(s.httpLis)) })
@@ -304,6 +313,9 @@ func (s *Server) Run(ctx context.Context) error {
 	stopChecks()
 	<-checksDone
 	s.stop(httpSrv)
+	if pprofSrv != nil {
+		pprofSrv.Close()
+	}
 	wg.Wait()
 	close(errc)
 	for e := range errc {

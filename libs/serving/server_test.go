@@ -432,3 +432,58 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("/livez while unready = HTTP %d, want 200 (alive, only not ready)", resp.StatusCode)
 	}
 }
+
+func TestRateLimitPerClient(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.RateLimit, c.RateBurst = 1, 3 })
+	c := ts.client(t, ClientConfig{})
+	var limited error
+	for i := range 10 {
+		_, err := c.RecordEvents(context.Background(), events("u1"))
+		if err != nil {
+			limited = err
+			if i < 3 {
+				t.Errorf("call %d refused within the burst of 3: %v", i, err)
+			}
+			break
+		}
+	}
+	if status.Code(limited) != codes.ResourceExhausted {
+		t.Fatalf("10 quick calls at 1/s with burst 3: last error %v, want ResourceExhausted", limited)
+	}
+	// REST from another client (X-Forwarded-For) has its own bucket; from
+	// the same one it gets HTTP 429.
+	for _, tc := range []struct {
+		client string
+		want   int
+	}{{"203.0.113.9", http.StatusOK}, {"203.0.113.9", http.StatusOK}, {"203.0.113.9", http.StatusOK}, {"203.0.113.9", http.StatusTooManyRequests}} {
+		req, _ := http.NewRequest(http.MethodPost, ts.url("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+		req.Header.Set("X-Forwarded-For", tc.client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("REST from %s = HTTP %d, want %d", tc.client, resp.StatusCode, tc.want)
+		}
+	}
+	// Health is never limited.
+	conn, _ := Dial(ts.srv.GRPCAddr().String(), ClientConfig{})
+	defer conn.Close()
+	for range 5 {
+		if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Errorf("health check limited: %v", err)
+		}
+	}
+}
+
+func TestPprofOnlyOnLoopback(t *testing.T) {
+	base := Config{GRPCAddr: ":0", HTTPAddr: ":0", MaxRequestBytes: 4096, MaxConcurrentStreams: 1, ShutdownTimeout: time.Second, ReadyInterval: time.Second}
+	for addr, ok := range map[string]bool{"127.0.0.1:6060": true, "localhost:6060": true, "[::1]:6060": true, "0.0.0.0:6060": false, ":6060": false, "10.0.0.5:6060": false} {
+		c := base
+		c.PprofAddr = addr
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("-pprof-addr %s: Validate = %v, want accepted %v", addr, err, ok)
+		}
+	}
+}

@@ -55,6 +55,9 @@ type Config struct {
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// A public endpoint: limit each client by default.
+	serving.SetDefault(fs, "rate-limit", "500")
+	serving.SetDefault(fs, "rate-burst", "1000")
 	c.Kafka = config.StringList{"localhost:9092"}
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic events are written to")

@@ -57,6 +57,9 @@ type Config struct {
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// A public endpoint: limit each client by default.
+	serving.SetDefault(fs, "rate-limit", "500")
+	serving.SetDefault(fs, "rate-burst", "1000")
 	fs.StringVar(&c.ModelRoot, "model-root", "models", "model registry folder: <root>/<name>/<version>/{model.onnx,metadata.json}")
 	fs.StringVar(&c.ModelName, "model-name", "ctr", "the model served")
 	fs.StringVar(&c.Provider, "execution-provider", "auto", "cpu, cuda, or auto (CUDA when its libraries and a device are there, else CPU)")
