@@ -14,7 +14,9 @@ const DialHelp = "Redis to use: host:port (single node), cluster://host:port,hos
 	"embedded (an in-process Redis-compatible server on a free port) or embedded://host:port"
 
 // Dial connects to the Redis that spec names (see DialHelp). Every command
-// has a deadline even when its context has none. The returned close function
+// has a deadline even when its context has none, and stops at its
+// context's deadline when that comes first (so a caller's deadline cancels
+// the Redis work too). The returned close function
 // closes the client and stops an embedded server.
 func Dial(spec string) (redis.UniversalClient, func() error, error) {
 	const (
@@ -27,11 +29,11 @@ func Dial(spec string) (redis.UniversalClient, func() error, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, ContextTimeoutEnabled: true})
 		return c, func() error { err := c.Close(); stop(); return err }, nil
 	case strings.HasPrefix(spec, "cluster://"):
 		addrs := strings.Split(strings.TrimPrefix(spec, "cluster://"), ",")
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, ContextTimeoutEnabled: true})
 		return c, c.Close, nil
 	case spec == "":
 		return nil, nil, fmt.Errorf("no Redis given: %s", DialHelp)
@@ -41,6 +43,7 @@ func Dial(spec string) (redis.UniversalClient, func() error, error) {
 			opts = &redis.Options{Addr: spec}
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = dialTimeout, ioTimeout, ioTimeout
+		opts.ContextTimeoutEnabled = true
 		c := redis.NewClient(opts)
 		return c, c.Close, nil
 	}

@@ -1,0 +1,194 @@
+package ranking
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
+	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+	"github.com/recsys/recsys/libs/experiment"
+	"github.com/recsys/recsys/libs/featureservice"
+	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
+)
+
+// faultRig is ranking over real feature services whose Redis sits behind a
+// fault proxy.
+type faultRig struct {
+	proxy  *testenv.FaultProxy
+	ranker *Ranker
+	users  userfeaturesv1.UserFeatureServiceClient
+	readyz string
+	ids    []string
+}
+
+func newFaultRig(t *testing.T) *faultRig {
+	t.Helper()
+	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
+		t.Skipf("no ONNX Runtime: %v", err)
+	}
+	env := testenv.NewRedis(t)
+	proxy := testenv.NewFaultProxy(t, env.Addr)
+	// As featurestore.Dial configures it: the request's deadline bounds
+	// every Redis call.
+	rdb, closeRedis, err := featurestore.Dial(proxy.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeRedis() })
+	store, _ := featurestore.New(rdb, env.Prefix)
+	ids := make([]string, 50)
+	items := make([]*itemfeaturesv1.ItemAttributes, len(ids))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i%d", i)
+		items[i] = &itemfeaturesv1.ItemAttributes{ItemId: ids[i], Title: ids[i], Categories: []string{"Drama"}}
+	}
+	if err := store.UpsertItems(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fsrv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4 << 20,
+		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: 50 * time.Millisecond}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := featureservice.NewMetrics(prometheus.NewRegistry())
+	userfeaturesv1.RegisterUserFeatureServiceServer(fsrv.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
+	itemfeaturesv1.RegisterItemFeatureServiceServer(fsrv.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
+	fsrv.AddCheck("redis", store.Ping)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fsrv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := serving.Dial(fsrv.GRPCAddr().String(), serving.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	root := t.TempDir()
+	publish(t, root, "v1", model)
+	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{1},
+		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
+	reg.Scan()
+	users := userfeaturesv1.NewUserFeatureServiceClient(conn)
+	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(conn), reg, experiment.Default(), nil, 50*time.Millisecond, logger, prometheus.NewRegistry())
+	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: "http://" + fsrv.HTTPAddr().String() + "/readyz", ids: ids}
+}
+
+func (f *faultRig) waitReady(t *testing.T, want int) {
+	t.Helper()
+	got := 0
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
+		resp, err := http.Get(f.readyz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got = resp.StatusCode; got == want {
+			return
+		}
+	}
+	t.Fatalf("feature service /readyz = %d, want %d", got, want)
+}
+
+func (f *faultRig) rank(t *testing.T) (*rankingv1.RankResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	resp, err := f.ranker.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: f.ids, Limit: 10})
+	if err != nil {
+		t.Fatalf("Rank failed instead of degrading: %v", err)
+	}
+	return resp, time.Since(start)
+}
+
+// TestRedisDown: ranking keeps answering (flagged) while Redis is gone, the
+// feature service turns unready and recovers with it.
+func TestRedisDown(t *testing.T) {
+	f := newFaultRig(t)
+	if resp, _ := f.rank(t); resp.GetFeaturesDegraded() {
+		t.Fatal("degraded before any fault")
+	}
+	f.waitReady(t, http.StatusOK)
+
+	f.proxy.SetDown(true)
+	for range 5 {
+		resp, took := f.rank(t)
+		if !resp.GetFeaturesDegraded() || len(resp.GetItems()) != 10 {
+			t.Errorf("with Redis down: %d items, degraded %v; want 10, degraded", len(resp.GetItems()), resp.GetFeaturesDegraded())
+		}
+		if took > time.Second {
+			t.Errorf("with Redis down Rank took %s; the 50ms feature deadline should bound it", took)
+		}
+	}
+	f.waitReady(t, http.StatusServiceUnavailable)
+
+	f.proxy.SetDown(false)
+	f.waitReady(t, http.StatusOK)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, _ := f.rank(t); !resp.GetFeaturesDegraded() {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("Rank still degraded 5s after Redis came back")
+		}
+	}
+}
+
+// TestRedisSlow: with Redis 500ms slow, feature fetches hit ranking's 50ms
+// deadline and it ranks with defaults instead of waiting.
+func TestRedisSlow(t *testing.T) {
+	f := newFaultRig(t)
+	f.rank(t) // warm connections
+	f.proxy.SetDelay(500 * time.Millisecond)
+	resp, took := f.rank(t)
+	if !resp.GetFeaturesDegraded() {
+		t.Error("with Redis 500ms slow, the answer is not flagged degraded")
+	}
+	if took >= 500*time.Millisecond {
+		t.Errorf("Rank took %s: it waited for slow Redis instead of its 50ms feature deadline", took)
+	}
+	t.Logf("Rank with Redis +500ms: %s", took)
+}
+
+// TestDeadlinePropagation: a 200ms client deadline over a 1s Redis delay
+// ends in DeadlineExceeded well before the delay, and the feature service
+// abandons its Redis call.
+func TestDeadlinePropagation(t *testing.T) {
+	f := newFaultRig(t)
+	f.rank(t)
+	f.proxy.SetDelay(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.users.GetUserFeatures(ctx, &userfeaturesv1.GetUserFeaturesRequest{UserIds: []string{"u1"}})
+	took := time.Since(start)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("GetUserFeatures = %v, want DeadlineExceeded", err)
+	}
+	if took >= time.Second {
+		t.Errorf("answered after %s, not at the 200ms deadline", took)
+	}
+	t.Logf("DeadlineExceeded after %s", took)
+	// The Redis call must be abandoned at the deadline, long before the
+	// 1s delay would have answered it.
+	for f.proxy.Aborted.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+		if time.Since(start) > 800*time.Millisecond {
+			t.Fatal("the feature service kept waiting on Redis after its caller's deadline")
+		}
+	}
+}
