@@ -96,8 +96,12 @@ test-short: ort ## quick tests only (testing.Short)
 	go test -short $(PKGS)
 
 .PHONY: bench
-bench: ort ## benchmarks, as ratios against the bare parts
-	go test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ort ## every benchmark, then the budget table (also in .cache/bench/)
+	@mkdir -p .cache/bench
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/featurecompute/... ./services/trainer/... | tee .cache/bench/raw.txt
+	go test -run '^$$' -bench . -benchtime 300x -timeout 30m ./libs/featurestore/... ./services/ranking/... | tee -a .cache/bench/raw.txt
+	go test -run '^$$' -bench ClickToVisible -benchtime 200x ./services/featurecompute/... | tee -a .cache/bench/raw.txt
+	go run ./libs/benchreport/cmd/benchreport -o .cache/bench/table-$$(date -u +%Y%m%dT%H%M%SZ).txt < .cache/bench/raw.txt
 
 .PHONY: run
 run: ort ui ## the whole platform in one process; web UI and edge on http://localhost:8080

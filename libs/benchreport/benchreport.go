@@ -1,0 +1,101 @@
+// Package benchreport turns `go test -bench` output into the table of
+// DESIGN.md §10's budgets: each measured value, its target, and the bare
+// part it is compared with in the same run.
+package benchreport
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Results maps benchmark name (without the -N suffix) → unit → value.
+type Results map[string]map[string]float64
+
+// Parse reads benchmark lines ("BenchmarkX-2  300  1.5 unit  2.5 unit2 ...").
+func Parse(r io.Reader) (Results, error) {
+	res := Results{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			name = name[:i]
+		}
+		m := res[name]
+		if m == nil {
+			m = map[string]float64{}
+			res[name] = m
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				break
+			}
+			m[f[i+1]] = v
+		}
+	}
+	return res, sc.Err()
+}
+
+// Budget is one line of the table.
+type Budget struct {
+	What      string
+	Bench     string
+	Unit      string  // the measured value
+	Max, Min  float64 // the target (0: none)
+	BareUnit  string  // the bare part measured in the same run, if any
+	BareLabel string
+}
+
+// Budgets are DESIGN.md §10's, as the benchmarks report them.
+var Budgets = []Budget{
+	{What: "Rank p99, 500 candidates, live features (ms)", Bench: "BenchmarkRank500", Unit: "rank-p99-ms", Max: 10, BareUnit: "bare-ort-p50-ms", BareLabel: "bare ONNX Runtime p50 (ms)"},
+	{What: "Redis round trips per Rank", Bench: "BenchmarkRank500", Unit: "redis-trips/req", Max: 2},
+	{What: "inference / bare ONNX Runtime, same batch", Bench: "BenchmarkRank500", Unit: "inference/bare-ort", Max: 1.3},
+	{What: "500-item feature read / raw pipelined HGETALL (p50)", Bench: "BenchmarkRead500Items", Unit: "ratio-p50", Max: 1.5, BareUnit: "raw-p50-µs", BareLabel: "raw pipeline p50 (µs)"},
+	{What: "click to feature visible p99 (ms)", Bench: "BenchmarkClickToVisible", Unit: "p99-ms", Max: 1000},
+	{What: "feedback ingestion end to end (events/s)", Bench: "BenchmarkPipeline", Unit: "pipeline-events/s", Min: 20000, BareUnit: "raw-kafka-go-events/s", BareLabel: "raw kafka-go produce+consume (events/s)"},
+	{What: "train 100k rows × 3 epochs (s)", Bench: "BenchmarkTrain100kRows", Unit: "s/100k-rows-3-epochs", Max: 60},
+}
+
+// Write prints the table and returns how many budgets were missed or not
+// measured.
+func Write(w io.Writer, res Results) int {
+	bad := 0
+	fmt.Fprintf(w, "%-54s %12s %10s %-6s %s\n", "budget", "measured", "target", "", "bare part, same run")
+	for _, b := range Budgets {
+		v, ok := res[b.Bench][b.Unit]
+		target, verdict := "", "ok"
+		switch {
+		case b.Max > 0:
+			target = fmt.Sprintf("≤ %g", b.Max)
+			if v > b.Max {
+				verdict = "MISSED"
+			}
+		case b.Min > 0:
+			target = fmt.Sprintf("≥ %g", b.Min)
+			if v < b.Min {
+				verdict = "MISSED"
+			}
+		}
+		measured := fmt.Sprintf("%.4g", v)
+		if !ok {
+			measured, verdict = "-", "NOT RUN"
+		}
+		if verdict != "ok" {
+			bad++
+		}
+		bare := ""
+		if bv, ok := res[b.Bench][b.BareUnit]; ok && b.BareUnit != "" {
+			bare = fmt.Sprintf("%s %.4g", b.BareLabel, bv)
+		}
+		fmt.Fprintf(w, "%-54s %12s %10s %-6s %s\n", b.What, measured, target, verdict, bare)
+	}
+	return bad
+}
