@@ -39,15 +39,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
 // Run serves a feature service: register adds its handlers, given the store
 // and the metrics.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, register func(*serving.Server, *featurestore.Store, *Metrics) error) error {
-	rdb, closeRedis, err := featurestore.Dial(cfg.Redis)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store, err := featurestore.New(rdb, cfg.Namespace)
-	if err != nil {
-		return err
-	}
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
 		return err

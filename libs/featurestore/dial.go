@@ -68,3 +68,18 @@ func StartEmbedded(spec string) (addr string, stop func(), err error) {
 	}
 	return m.Addr(), m.Close, nil
 }
+
+// Open dials the Redis that spec names and returns a Store over it with the
+// namespace, and the function that closes both.
+func Open(spec, namespace string, opts ...Option) (*Store, func() error, error) {
+	rdb, closeRedis, err := Dial(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := New(rdb, namespace, opts...)
+	if err != nil {
+		closeRedis()
+		return nil, nil, err
+	}
+	return s, closeRedis, nil
+}

@@ -73,15 +73,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if len(cfg.Kafka) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	rdb, closeRedis, err := featurestore.Dial(cfg.Redis)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store, err := featurestore.New(rdb, cfg.Namespace)
-	if err != nil {
-		return err
-	}
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = eventstream.EnsureTopics(ectx, cfg.Kafka, cfg.Partitions, cfg.Topic, cfg.DLQ)
 	cancel()

@@ -71,15 +71,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if len(cfg.Kafka) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	rdb, closeRedis, err := featurestore.Dial(cfg.Redis)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store, err := featurestore.New(rdb, cfg.Namespace)
-	if err != nil {
-		return err
-	}
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := eventstream.EnsureTopics(ectx, cfg.Kafka, 3, cfg.Topic); err != nil {
 		logger.Warn("could not check the events topic; RecordEvents answers Unavailable until Kafka has it", "topic", cfg.Topic, "err", err)

@@ -83,15 +83,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return sum, err
 	}
-	rdb, closeRedis, err := featurestore.Dial(cfg.Redis)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
 	if err != nil {
 		return sum, err
 	}
 	defer closeRedis()
-	store, err := featurestore.New(rdb, cfg.Namespace)
-	if err != nil {
-		return sum, err
-	}
 	if err := store.Ping(ctx); err != nil {
 		return sum, fmt.Errorf("%w (is -redis %s right?)", err, cfg.Redis)
 	}
