@@ -105,7 +105,7 @@ bench: ort ## every benchmark, then the budget table (also in .cache/bench/)
 
 .PHONY: run
 run: ort ui ## the whole platform in one process; web UI and edge on http://localhost:8080
-	go run ./services/local/cmd/recsys
+	go run ./services/local/cmd/recsys $(ARGS)
 
 .PHONY: scenario
 scenario: ort ## the closed loop in one process: traffic, retrain from the logs, 50/50 experiment, report

@@ -20,9 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/recsys/recsys/libs/certs"
 	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/services/featurecompute"
 	"github.com/recsys/recsys/services/feedback"
 	"github.com/recsys/recsys/services/itemfeatures"
@@ -41,8 +43,13 @@ type Config struct {
 	// Kafka is the brokers every service uses, or embedded[://host:port]
 	// for the embedded broker started here.
 	Kafka string
+	// TLS turns on mutual TLS on every hop, with certificates made for the
+	// run (libs/certs).
+	TLS    bool
+	TLSDir string
 	// Simulate runs gentle background traffic from simulated users.
 	Simulate     bool
+	simulatorTLS serving.TLSFiles
 	SimulateRate float64
 	WorldSeed    uint64
 
@@ -87,6 +94,8 @@ const (
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
 	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:19092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
+	fs.BoolVar(&c.TLS, "tls", false, "mutual TLS between all services, with a CA and certificates made for this run in -tls-dir")
+	fs.StringVar(&c.TLSDir, "tls-dir", ".cache/certs", "where -tls writes its CA and certificates")
 	fs.BoolVar(&c.Simulate, "simulate", true, "seed a demo world and run gentle background traffic from its simulated users")
 	fs.Float64Var(&c.SimulateRate, "simulate-rate", 2, "simulated sessions per second")
 	fs.Uint64Var(&c.WorldSeed, "world-seed", 1, "seed of the demo world")
@@ -99,6 +108,26 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			}
 		})
 	}
+}
+
+// useTLS issues a CA and one certificate per service into dir and points
+// every service (and the demo's simulated users) at them.
+func useTLS(cfg *Config, dir string) error {
+	names := []string{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web", "simulator"}
+	if err := certs.WriteFiles(dir, names, 30*24*time.Hour); err != nil {
+		return fmt.Errorf("certificates for -tls: %w", err)
+	}
+	files := func(name string) serving.TLSFiles {
+		return serving.TLSFiles{CertFile: filepath.Join(dir, name+".pem"), KeyFile: filepath.Join(dir, name+"-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	}
+	cfg.UserFeatures.Serving.TLS = files("userfeatures")
+	cfg.ItemFeatures.Serving.TLS = files("itemfeatures")
+	cfg.Ranking.Serving.TLS = files("ranking")
+	cfg.Feedback.Serving.TLS = files("feedback")
+	cfg.FeatureCompute.Serving.TLS = files("featurecompute")
+	cfg.Web.Serving.TLS = files("web")
+	cfg.simulatorTLS = files("simulator")
+	return nil
 }
 
 // dialable turns a listen address (":9091") into one to dial.
@@ -134,6 +163,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer stop()
 		logger.Info("embedded Kafka-compatible broker started", "addr", addr)
 		cfg.Kafka = addr
+	}
+	if cfg.TLS {
+		if err := useTLS(&cfg, cfg.TLSDir); err != nil {
+			return err
+		}
+		logger.Info("mutual TLS on every gRPC hop", "certs", cfg.TLSDir)
 	}
 	brokers := config.StringList{}
 	brokers.Set(cfg.Kafka)
@@ -190,7 +225,8 @@ func initialModel(ctx context.Context, cfg Config, logger *slog.Logger) error {
 func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	sim := simulator.Config{Ranking: dialable(cfg.Ranking.Serving.GRPCAddr), Feedback: dialable(cfg.Feedback.Serving.GRPCAddr),
 		UserFeatures: dialable(cfg.UserFeatures.Serving.GRPCAddr), ItemFeatures: dialable(cfg.ItemFeatures.Serving.GRPCAddr),
-		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Sessions: 1 << 30, Rate: cfg.SimulateRate, Concurrency: 1, ListSize: 10}
+		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Sessions: 1 << 30, Rate: cfg.SimulateRate, Concurrency: 1, ListSize: 10,
+		TLS: cfg.simulatorTLS}
 	cl, closeAll, err := simulator.Dial(sim)
 	if err != nil {
 		return err

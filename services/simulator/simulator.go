@@ -39,6 +39,8 @@ type Config struct {
 	Concurrency                                   int
 	ListSize                                      int
 	Seed                                          bool
+	// TLS, when set, is the client certificate for mTLS to the services.
+	TLS serving.TLSFiles
 }
 
 // RegisterFlags adds the simulator's flags to fs.
@@ -55,6 +57,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Concurrency, "concurrency", 4, "sessions in flight")
 	fs.IntVar(&c.ListSize, "list-size", 10, "items per recommendation list")
 	fs.BoolVar(&c.Seed, "seed", true, "first load the world's users and items into the feature services")
+	c.TLS.RegisterFlags(fs)
 }
 
 // Clients are the platform's APIs the simulator uses.
@@ -74,7 +77,7 @@ func Dial(c Config) (Clients, func(), error) {
 		}
 	}
 	dial := func(addr string) *grpc.ClientConn {
-		conn, err := serving.Dial(addr, serving.ClientConfig{DefaultTimeout: 5 * time.Second})
+		conn, err := serving.Dial(addr, serving.ClientConfig{TLS: c.TLS, DefaultTimeout: 5 * time.Second})
 		if err != nil {
 			return nil
 		}
