@@ -124,6 +124,19 @@ fuzz: ## run every fuzz target for FUZZTIME (their seed corpora run in make test
 canary-weight: ## set the ranking canary weight in istio/ (make canary-weight WEIGHT=25), then kubectl apply -k istio
 	deploy/set-canary-weight.sh $(WEIGHT)
 
+# make certs makes a new CA every time; make up makes one only when there is
+# none, so containers that are recreated keep trusting those still running.
+certs/ca.pem:
+	go run ./libs/certs/cmd/certs -dir certs
+
+.PHONY: up
+up: certs/ca.pem ## the platform in Docker (docker-compose.yml): Redis, Kafka, every service with mTLS, Prometheus, Grafana, Jaeger
+	docker compose up -d --build
+
+.PHONY: down
+down: ## stop and remove what make up started (volumes stay; docker compose down -v drops them)
+	docker compose down
+
 .PHONY: certs
 certs: ## a local CA and one mTLS certificate per service, in certs/
 	go run ./libs/certs/cmd/certs -dir certs
