@@ -37,7 +37,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
 }
 
 // Run serves a feature service: register adds its handlers, given the store
-// and the metrics.
+// and the metrics. The store follows the active feature generation.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, register func(*serving.Server, *featurestore.Store, *Metrics) error) error {
 	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
 	if err != nil {
@@ -53,7 +53,25 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, register func(*se
 		srv.Close()
 		return err
 	}
-	return srv.Run(ctx)
+	return RunFollowing(ctx, srv, store, logger)
+}
+
+// RunFollowing serves while the store follows the active feature
+// generation (see featurestore.Store.Follow), and stops both.
+func RunFollowing(ctx context.Context, srv *serving.Server, store *featurestore.Store, logger *slog.Logger) error {
+	if err := store.Refresh(ctx); err != nil {
+		logger.Warn("could not read the active feature generation; starting with the default", "err", err)
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.Follow(fctx, time.Second, logger)
+	}()
+	err := srv.Run(ctx)
+	stop()
+	<-done
+	return err
 }
 
 // Metrics are the feature services' own metrics.

@@ -44,7 +44,7 @@ func BenchmarkRead500Items(b *testing.B) {
 	raw := func() error {
 		pipe := rdb.Pipeline()
 		for _, id := range ids {
-			pipe.HGetAll(ctx, s.itemKey(id))
+			pipe.HGetAll(ctx, s.keys().itemKey(id))
 		}
 		_, err := pipe.Exec(ctx)
 		return err

@@ -28,10 +28,11 @@ type ArmCounts struct {
 // arm and model version; none when the experiment has no events. Two round
 // trips.
 func (s *Store) Experiment(ctx context.Context, id string) ([]ArmCounts, error) {
+	k := s.keys()
 	if id == "" || strings.ContainsAny(id, "{}") {
 		return nil, invalid("experiment_id %q: want a non-empty id without braces", id)
 	}
-	exp := s.experimentKey(id)
+	exp := k.experimentKey(id)
 	fields, err := s.rdb.HGetAll(ctx, exp).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis: read experiment %s: %w", id, err)

@@ -18,6 +18,7 @@ import (
 // Missing set. Errors: ErrInvalid (wrapped) for bad ids or counts,
 // *UnknownFeaturesError for unknown names, otherwise Redis failures.
 func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
+	k := s.keys()
 	defs, err := s.checkRead("user_ids", ids, names, UserFeatures)
 	if err != nil {
 		return nil, err
@@ -27,9 +28,9 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
 	recents := make([]*redis.ZSliceCmd, len(ids))
 	for i, id := range ids {
-		hashes[i] = pipe.HGetAll(ctx, s.userKey(id))
+		hashes[i] = pipe.HGetAll(ctx, k.userKey(id))
 		if wantRecent {
-			recents[i] = pipe.ZRevRangeWithScores(ctx, s.recentKey(id), 0, RecentClicks-1)
+			recents[i] = pipe.ZRevRangeWithScores(ctx, k.recentKey(id), 0, RecentClicks-1)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -54,6 +55,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 
 // Items reads item features as Users reads user features, in one round trip.
 func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
+	k := s.keys()
 	defs, err := s.checkRead("item_ids", ids, names, ItemFeatures)
 	if err != nil {
 		return nil, err
@@ -61,7 +63,7 @@ func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
-		hashes[i] = pipe.HGetAll(ctx, s.itemKey(id))
+		hashes[i] = pipe.HGetAll(ctx, k.itemKey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: read %d items: %w", len(ids), err)
@@ -91,10 +93,11 @@ const MaxTrending = 1000
 // Trending returns up to limit items with the highest trending score,
 // optionally within one category.
 func (s *Store) Trending(ctx context.Context, category string, limit int) ([]TrendingItem, error) {
+	k := s.keys()
 	if limit < 1 || limit > MaxTrending {
 		return nil, invalid("limit %d: want 1..%d", limit, MaxTrending)
 	}
-	zs, err := s.rdb.ZRevRangeWithScores(ctx, s.trendingKey(category), 0, int64(limit-1)).Result()
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, k.trendingKey(category), 0, int64(limit-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis: read trending: %w", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,9 +41,14 @@ const DedupWindow = 7 * 24 * time.Hour
 
 // Store reads and writes features.
 type Store struct {
-	rdb redis.UniversalClient
-	ns  string
-	now func() time.Time
+	rdb  redis.UniversalClient
+	base string
+	// gen is the generation in use: keys are <base><gen>... Readers and
+	// the stream processor follow the generation that <base>active names
+	// (Follow), so a rebuild can switch them all at once.
+	gen   atomic.Pointer[string]
+	fixed bool // gen is pinned (a rebuild's target)
+	now   func() time.Time
 }
 
 // Option configures a Store.
@@ -57,7 +63,9 @@ func New(rdb redis.UniversalClient, namespace string, opts ...Option) (*Store, e
 	if strings.ContainsAny(namespace, "{}") {
 		return nil, fmt.Errorf("feature store namespace %q: must not contain braces", namespace)
 	}
-	s := &Store{rdb: rdb, ns: namespace, now: time.Now}
+	s := &Store{rdb: rdb, base: namespace, now: time.Now}
+	empty := ""
+	s.gen.Store(&empty)
 	for _, o := range opts {
 		o(s)
 	}
@@ -72,17 +80,23 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) userKey(id string) string   { return s.ns + "u:{" + id + "}" }
-func (s *Store) recentKey(id string) string { return s.ns + "u:{" + id + "}:recent" }
-func (s *Store) itemKey(id string) string   { return s.ns + "i:{" + id + "}" }
-func (s *Store) trendingKey(cat string) string {
+// keyspace builds the keys of one generation; an operation takes it once,
+// so all its keys are of the same generation even across a switch.
+type keyspace string
+
+func (s *Store) keys() keyspace { return keyspace(s.base + *s.gen.Load()) }
+
+func (k keyspace) userKey(id string) string   { return string(k) + "u:{" + id + "}" }
+func (k keyspace) recentKey(id string) string { return string(k) + "u:{" + id + "}:recent" }
+func (k keyspace) itemKey(id string) string   { return string(k) + "i:{" + id + "}" }
+func (k keyspace) trendingKey(cat string) string {
 	if cat == "" {
-		return s.ns + "{trending}:all"
+		return string(k) + "{trending}:all"
 	}
-	return s.ns + "{trending}:c:" + cat
+	return string(k) + "{trending}:c:" + cat
 }
 
-func (s *Store) experimentKey(id string) string { return s.ns + "{exp:" + id + "}" }
+func (k keyspace) experimentKey(id string) string { return string(k) + "{exp:" + id + "}" }
 
 // ErrInvalid wraps every input error, so callers can tell bad input from a
 // failing Redis with errors.Is.

@@ -185,6 +185,7 @@ func checkBatch(what string, n int) error {
 // validated before anything is written; each user's profile is replaced
 // atomically; re-running the same batch changes nothing.
 func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserProfile) error {
+	k := s.keys()
 	if err := checkBatch("users", len(users)); err != nil {
 		return err
 	}
@@ -202,7 +203,7 @@ func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserPro
 			for k, v := range u.GetAttributes() {
 				args = append(args, profileTag+"attr:"+k, v)
 			}
-			replaceFields.EvalSha(ctx, p, []string{s.userKey(u.GetUserId())}, args...)
+			replaceFields.EvalSha(ctx, p, []string{k.userKey(u.GetUserId())}, args...)
 		}
 	})
 	if err != nil {
@@ -214,6 +215,7 @@ func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserPro
 // UpsertItems replaces the attributes of the given items, with the same
 // guarantees as UpsertUsers.
 func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAttributes) error {
+	k := s.keys()
 	if err := checkBatch("items", len(items)); err != nil {
 		return err
 	}
@@ -230,7 +232,7 @@ func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAtt
 			for k, v := range it.GetAttributes() {
 				args = append(args, attrTag+"attr:"+k, v)
 			}
-			replaceFields.EvalSha(ctx, p, []string{s.itemKey(it.GetItemId())}, args...)
+			replaceFields.EvalSha(ctx, p, []string{k.itemKey(it.GetItemId())}, args...)
 		}
 	})
 	if err != nil {
@@ -274,6 +276,7 @@ type ApplyResult struct {
 // a rebalance or a retry — changes nothing. It takes two round trips: one to
 // read the items' categories, one to apply.
 func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, error) {
+	k := s.keys()
 	if len(events) == 0 {
 		return ApplyResult{}, nil
 	}
@@ -282,7 +285,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 			return ApplyResult{}, invalid("events[%d]: %v", i, err)
 		}
 	}
-	cats, err := s.categories(ctx, events)
+	cats, err := s.categories(ctx, k, events)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -302,7 +305,7 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 			}
 			w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
 			itemArgs := append([]any{ttl, t, "", RecentClicks, w}, counters...)
-			applyEntity.EvalSha(ctx, p, []string{s.itemKey(e.ItemID) + ":seen:" + e.ID, s.itemKey(e.ItemID)}, itemArgs...)
+			applyEntity.EvalSha(ctx, p, []string{k.itemKey(e.ItemID) + ":seen:" + e.ID, k.itemKey(e.ItemID)}, itemArgs...)
 
 			if e.Kind == Click {
 				for _, c := range cats[e.ItemID] {
@@ -310,18 +313,18 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 				}
 			}
 			userArgs := append([]any{ttl, t, recent, RecentClicks, ""}, counters...)
-			applyEntity.EvalSha(ctx, p, []string{s.userKey(e.UserID) + ":seen:" + e.ID, s.userKey(e.UserID), s.recentKey(e.UserID)}, userArgs...)
+			applyEntity.EvalSha(ctx, p, []string{k.userKey(e.UserID) + ":seen:" + e.ID, k.userKey(e.UserID), k.recentKey(e.UserID)}, userArgs...)
 
-			keys := []string{s.trendingKey("") + ":seen:" + e.ID, s.trendingKey("")}
+			keys := []string{k.trendingKey("") + ":seen:" + e.ID, k.trendingKey("")}
 			for _, c := range cats[e.ItemID] {
-				keys = append(keys, s.trendingKey(c))
+				keys = append(keys, k.trendingKey(c))
 			}
 			applyTrending.EvalSha(ctx, p, keys, ttl, e.ItemID, w)
 
 			if e.ExperimentID != "" {
 				parts[i]++
 				arm := armKey(e.Arm, e.ModelVersion)
-				exp := s.experimentKey(e.ExperimentID)
+				exp := k.experimentKey(e.ExperimentID)
 				applyExperiment.EvalSha(ctx, p, []string{exp + ":seen:" + e.ID, exp, exp + ":users:" + arm}, ttl, arm+armSep+kind, e.UserID)
 			}
 		}
@@ -367,12 +370,12 @@ func (e Event) Validate() error {
 }
 
 // categories reads the categories of the events' items in one round trip.
-func (s *Store) categories(ctx context.Context, events []Event) (map[string][]string, error) {
+func (s *Store) categories(ctx context.Context, k keyspace, events []Event) (map[string][]string, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := map[string]*redis.StringCmd{}
 	for _, e := range events {
 		if _, ok := cmds[e.ItemID]; !ok {
-			cmds[e.ItemID] = pipe.HGet(ctx, s.itemKey(e.ItemID), attrTag+"categories")
+			cmds[e.ItemID] = pipe.HGet(ctx, k.itemKey(e.ItemID), attrTag+"categories")
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {

@@ -186,6 +186,9 @@ func (h *harness) verify(evs []*feedbackv1.Event, want map[string]int64) {
 	now := time.Now()
 	ref, _ := featurestore.New(h.rdb, h.prefix+"ref:", featurestore.WithClock(func() time.Time { return now }))
 	got, _ := featurestore.New(h.rdb, h.prefix, featurestore.WithClock(func() time.Time { return now }))
+	if err := got.Refresh(context.Background()); err != nil { // the active generation
+		h.t.Fatal(err)
+	}
 	all := make([]featurestore.Event, len(evs))
 	for i, e := range evs {
 		all[i] = eventstream.ToStore(e)

@@ -51,6 +51,9 @@ type Config struct {
 	Namespace  string
 	BatchSize  int
 	BatchWait  time.Duration
+	// Rebuild, when set, replays the log from that time (or "all") into a
+	// fresh generation, switches to it, and exits.
+	Rebuild string
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -66,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.IntVar(&c.BatchSize, "batch-size", 1000, "most events applied in one Redis round trip")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
+	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; \"all\" or an RFC 3339 time to replay from")
 }
 
 // Run consumes and serves health and metrics until ctx is done.
@@ -84,6 +88,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := store.Refresh(ctx); err != nil {
+		logger.Warn("could not read the active feature generation; starting with the default", "err", err)
+	}
+	if cfg.Rebuild != "" {
+		return rebuild(ctx, cfg, store, logger)
+	}
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
 		return err
@@ -101,6 +111,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		consumeErr = c.Run(cctx)
 		reader.Close()
 	})
+	wg.Go(func() { store.Follow(cctx, time.Second, logger) })
 	err = srv.Run(ctx)
 	stopConsumer()
 	wg.Wait()
@@ -329,4 +340,23 @@ func headerValue(m kafka.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// rebuild runs Rebuild from the -rebuild flag and reports it.
+func rebuild(ctx context.Context, cfg Config, store *featurestore.Store, logger *slog.Logger) error {
+	var from time.Time
+	if cfg.Rebuild != "all" {
+		t, err := time.Parse(time.RFC3339, cfg.Rebuild)
+		if err != nil {
+			return fmt.Errorf("-rebuild %q: want \"all\" or an RFC 3339 time such as 2026-11-28T00:00:00Z", cfg.Rebuild)
+		}
+		from = t
+	}
+	res, err := Rebuild(ctx, RebuildConfig{Brokers: cfg.Kafka, Topic: cfg.Topic, From: from, Settle: 3 * time.Second}, store, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("rebuild done", "generation", res.Generation, "static_entities", res.Static, "replayed", res.Replayed, "caught_up", res.CaughtUp,
+		"old_keys", "the previous generation "+strconv.Quote(res.Previous)+" can be deleted")
+	return nil
 }

@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		return conn.Close()
 	})
-	return srv.Run(ctx)
+	return featureservice.RunFollowing(ctx, srv, store, logger)
 }
 
 // Server implements FeedbackService.

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -72,48 +70,16 @@ func FromLog(ctx context.Context, brokers []string, meta *modelrt.Metadata, out 
 	return ex, nil
 }
 
-// readTopic calls f for every message of every partition of topic, from
-// the first offset to the end as it is when the partition is opened.
+// readTopic calls f for every message of topic, from the first offset to
+// the end as it is now.
 func readTopic(ctx context.Context, brokers []string, topic string, f func(kafka.Message)) error {
-	d := &kafka.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	from, err := eventstream.Starts(ctx, brokers, topic, time.Time{})
 	if err != nil {
-		return fmt.Errorf("kafka %s: %w", brokers[0], err)
+		return err
 	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
+	to, err := eventstream.Ends(ctx, brokers, topic)
 	if err != nil {
-		return fmt.Errorf("kafka topic %s: %w", topic, err)
+		return err
 	}
-	for _, p := range parts {
-		leader, err := d.DialLeader(ctx, "tcp", net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port)), topic, p.ID)
-		if err != nil {
-			return fmt.Errorf("kafka %s/%d: %w", topic, p.ID, err)
-		}
-		first, last, err := leader.ReadOffsets()
-		leader.Close()
-		if err != nil {
-			return fmt.Errorf("kafka %s/%d offsets: %w", topic, p.ID, err)
-		}
-		if last <= first {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond, MaxBytes: 10 << 20})
-		r.SetOffset(first)
-		for {
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			m, err := r.ReadMessage(rctx)
-			cancel()
-			if err != nil {
-				r.Close()
-				return fmt.Errorf("read %s/%d: %w", topic, p.ID, err)
-			}
-			f(m)
-			if m.Offset >= last-1 {
-				break
-			}
-		}
-		r.Close()
-	}
-	return nil
+	return eventstream.ReadRange(ctx, brokers, topic, from, to, func(m kafka.Message) error { f(m); return nil })
 }
