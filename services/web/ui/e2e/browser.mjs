@@ -14,7 +14,8 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("console", (m) => { if (m.type() === "error") console.error("page:", m.text()); });
-  await page.goto(url + "/?user=user-7");
+  // A visitor the simulated users never are, so the click is the first.
+  await page.goto(url + "/?user=e2e-visitor");
   await page.waitForSelector("#recs li[data-item]", { timeout: 30000 });
   const meta = await page.textContent("#recs-meta");
   if (!/model v/.test(meta)) throw new Error(`recommendations without a model version: ${meta}`);

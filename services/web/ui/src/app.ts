@@ -102,7 +102,7 @@ async function refreshFeatures() {
     const resp = await users.getUserFeature({ userId: currentUser, featureNames: ["category_affinity", "recent_clicks"] });
     const f = resp.user?.features ?? {};
     const aff = f["category_affinity"]?.value.case === "weights" ? f["category_affinity"].value.value.weights : {};
-    const entries = Object.entries(aff).sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const entries = Object.entries(aff).sort((a, b) => b[1] - a[1]).slice(0, 12);
     const top = entries.length ? entries[0][1] : 1;
     const box = $("affinity");
     box.replaceChildren();
