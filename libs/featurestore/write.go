@@ -71,7 +71,7 @@ for k = 1, (#ARGV - 5) / 3 do
     end
   end
   out[#out + 1] = ARGV[i]
-  out[#out + 1] = string.format('%.17g', v) .. ':' .. string.format('%.0f', ts)
+  out[#out + 1] = string.format('%.17g:%d', v, ts)
 end
 if ARGV[5] ~= '' then
   local w = tonumber(ARGV[5])
