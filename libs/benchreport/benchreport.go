@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,7 +63,13 @@ var Budgets = []Budget{
 	{What: "click to feature visible p99 (ms)", Bench: "BenchmarkClickToVisible", Unit: "p99-ms", Max: 1000},
 	{What: "feedback ingestion end to end (events/s)", Bench: "BenchmarkPipeline", Unit: "pipeline-events/s", Min: 20000, BareUnit: "raw-kafka-go-events/s", BareLabel: "raw kafka-go produce+consume (events/s)"},
 	{What: "train 100k rows × 3 epochs (s)", Bench: "BenchmarkTrain100kRows", Unit: "s/100k-rows-3-epochs", Max: 60},
+	{What: "Recommend throughput, 100 candidates, 4 clients (QPS)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-qps", BareUnit: "grpc-echo-p50-ms", BareLabel: "grpc-go round trip p50 (ms)"},
+	{What: "Recommend p99 under that load (ms)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-p99-ms", Max: 10},
 }
+
+// Curve is a benchmark reported per sub-benchmark (Rank latency by
+// candidate count).
+var Curve = struct{ Bench, Unit string }{"BenchmarkRankCandidates", "p99-ms"}
 
 // Write prints the table and returns how many budgets were missed or not
 // measured.
@@ -96,6 +103,20 @@ func Write(w io.Writer, res Results) int {
 			bare = fmt.Sprintf("%s %.4g", b.BareLabel, bv)
 		}
 		fmt.Fprintf(w, "%-54s %12s %10s %-6s %s\n", b.What, measured, target, verdict, bare)
+	}
+	var points []string
+	for name, m := range res {
+		if n, ok := strings.CutPrefix(name, Curve.Bench+"/"); ok {
+			points = append(points, fmt.Sprintf("%s:%.3g", n, m[Curve.Unit]))
+		}
+	}
+	if len(points) > 0 {
+		slices.SortFunc(points, func(a, b string) int {
+			x, _ := strconv.Atoi(strings.SplitN(a, ":", 2)[0])
+			y, _ := strconv.Atoi(strings.SplitN(b, ":", 2)[0])
+			return x - y
+		})
+		fmt.Fprintf(w, "Rank p99 (ms) by candidates: %s\n", strings.Join(points, "  "))
 	}
 	return bad
 }

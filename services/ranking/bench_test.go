@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	ort "github.com/yalue/onnxruntime_go"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
@@ -47,28 +49,42 @@ var benchFeatures = []map[string]any{
 // modelrt against a bare ONNX Runtime run of the same 500-row batch, and,
 // apart, the time to assemble the rows from the features. Targets: p99 ≤
 // 10 ms, ≤ 2 round trips, inference ≤ 1.3× bare.
-func BenchmarkRank500(b *testing.B) {
+// benchRig is ranking over live feature services (gRPC on loopback, Redis)
+// with n items in the catalogue.
+type benchRig struct {
+	r      *Ranker
+	store  *featurestore.Store
+	reg    *modelrt.Registry
+	root   string
+	ids    []string
+	trips  *atomic.Int64
+	health healthpb.HealthClient
+}
+
+func newBenchRig(b *testing.B, n int) *benchRig {
 	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
 		b.Skipf("no ONNX Runtime: %v", err)
 	}
 	env := testenv.NewRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: env.Addr})
-	defer rdb.Close()
+	b.Cleanup(func() { rdb.Close() })
 	var trips atomic.Int64
 	rdb.AddHook(tripHook{&trips})
 	store, _ := featurestore.New(rdb, env.Prefix)
 	ctx := context.Background()
-	ids := make([]string, 500)
-	items := make([]*itemfeaturesv1.ItemAttributes, 500)
+	ids := make([]string, n)
+	items := make([]*itemfeaturesv1.ItemAttributes, n)
 	var events []featurestore.Event
 	for i := range ids {
 		ids[i] = fmt.Sprintf("item-%d", i)
 		items[i] = &itemfeaturesv1.ItemAttributes{ItemId: ids[i], Title: "T" + ids[i], Categories: []string{[]string{"Drama", "Comedy", "Action"}[i%3]}, Year: 1990}
 		events = append(events, featurestore.Event{ID: "e" + ids[i], Kind: featurestore.Click, UserID: "bench-user", ItemID: ids[i], Time: time.Now()})
 	}
-	store.UpsertItems(ctx, items)
+	for i := 0; i < n; i += 1000 {
+		store.UpsertItems(ctx, items[i:min(i+1000, n)])
+		store.ApplyEvents(ctx, events[i:min(i+1000, n)])
+	}
 	store.UpsertUsers(ctx, []*userfeaturesv1.UserProfile{{UserId: "bench-user", Age: 33}})
-	store.ApplyEvents(ctx, events)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fsrv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 16 << 20,
@@ -82,12 +98,12 @@ func BenchmarkRank500(b *testing.B) {
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- fsrv.Run(fctx) }()
-	defer func() { stop(); <-done }()
+	b.Cleanup(func() { stop(); <-done })
 	conn, err := serving.Dial(fsrv.GRPCAddr().String(), serving.ClientConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
+	b.Cleanup(func() { conn.Close() })
 
 	root := b.TempDir()
 	w := make([]float32, len(benchFeatures))
@@ -96,11 +112,23 @@ func BenchmarkRank500(b *testing.B) {
 	}
 	l := modeltest.Logistic{W: w, B: -1}
 	modeltest.Publish(root, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(), benchFeatures))
-	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{500},
+	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{n},
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
 	reg.Scan()
 	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(conn), itemfeaturesv1.NewItemFeatureServiceClient(conn), reg,
 		experiment.Default(), nil, time.Second, logger, prometheus.NewRegistry())
+	return &benchRig{r: r, store: store, reg: reg, root: root, ids: ids, trips: &trips, health: healthpb.NewHealthClient(conn)}
+}
+
+func quantile(d []time.Duration, p float64) float64 {
+	slices.Sort(d)
+	return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+}
+
+func BenchmarkRank500(b *testing.B) {
+	rig := newBenchRig(b, 500)
+	ctx := context.Background()
+	ids, r, reg, root, store, trips := rig.ids, rig.r, rig.reg, rig.root, rig.store, rig.trips
 	req := &rankingv1.RankRequest{UserId: "bench-user", CandidateIds: ids, Limit: 50}
 
 	// Bare ONNX Runtime: the same rows, a tensor, a run.
@@ -161,10 +189,7 @@ func BenchmarkRank500(b *testing.B) {
 		tAssemble = append(tAssemble, time.Since(start))
 	}
 	b.StopTimer()
-	q := func(d []time.Duration, p float64) float64 {
-		slices.Sort(d)
-		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
-	}
+	q := quantile
 	b.ReportMetric(q(tRank, .5), "rank-p50-ms")
 	b.ReportMetric(q(tRank, .99), "rank-p99-ms")
 	b.ReportMetric(float64(trips.Load())/float64(reqs), "redis-trips/req")
@@ -182,4 +207,69 @@ func (h tripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (h tripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// BenchmarkRankCandidates reports how Rank's latency grows with the number
+// of candidates.
+func BenchmarkRankCandidates(b *testing.B) {
+	rig := newBenchRig(b, 2000)
+	for _, n := range []int{50, 100, 500, 1000, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			req := &rankingv1.RankRequest{UserId: "bench-user", CandidateIds: rig.ids[:n], Limit: 10}
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if _, err := rig.r.Rank(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.ReportMetric(quantile(lat, .5), "p50-ms")
+			b.ReportMetric(quantile(lat, .99), "p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkRecommendQPS runs Recommend (100 candidates retrieved) from 4
+// concurrent clients for 3 seconds and reports the throughput and p99, next
+// to a bare grpc-go round trip (a health check) on the same loopback.
+func BenchmarkRecommendQPS(b *testing.B) {
+	rig := newBenchRig(b, 100)
+	ctx := context.Background()
+	// One 3-second window whatever b.N is: the measure is a rate.
+	{
+		var mu sync.Mutex
+		var lat []time.Duration
+		end := time.Now().Add(3 * time.Second)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					start := time.Now()
+					resp, err := rig.r.Recommend(ctx, &rankingv1.RecommendRequest{UserId: "bench-user", Limit: 10})
+					if err != nil || len(resp.GetItems()) == 0 {
+						b.Errorf("Recommend = %v, %v", resp, err)
+						return
+					}
+					mu.Lock()
+					lat = append(lat, time.Since(start))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(len(lat))/3, "recommend-qps")
+		b.ReportMetric(quantile(lat, .99), "recommend-p99-ms")
+	}
+	var echo []time.Duration
+	for range 500 {
+		start := time.Now()
+		if _, err := rig.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			b.Fatal(err)
+		}
+		echo = append(echo, time.Since(start))
+	}
+	b.ReportMetric(quantile(echo, .5), "grpc-echo-p50-ms")
+	b.ReportMetric(0, "ns/op")
 }

@@ -192,3 +192,29 @@ func TestDeadlinePropagation(t *testing.T) {
 		}
 	}
 }
+
+// TestRankBeyondOneFeatureRead ranks more candidates than one item-feature
+// read takes: they are fetched in chunks, not degraded.
+func TestRankBeyondOneFeatureRead(t *testing.T) {
+	f := newFaultRig(t)
+	ids := make([]string, featurestore.MaxEntitiesPerRead+500)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i%d", i)
+	}
+	resp, err := f.ranker.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetFeaturesDegraded() || len(resp.GetItems()) != len(ids) {
+		t.Errorf("Rank(%d candidates): %d items, degraded %v; want all, not degraded", len(ids), len(resp.GetItems()), resp.GetFeaturesDegraded())
+	}
+	titled := 0
+	for _, it := range resp.GetItems() {
+		if it.GetTitle() != "" {
+			titled++
+		}
+	}
+	if titled != 50 { // the rig's catalogue: i0..i49 have titles
+		t.Errorf("%d items carry their title, want the 50 known ones", titled)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/experiment"
+	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/modelrt"
 )
 
@@ -244,13 +246,30 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 			}
 		})
 	}
-	wg.Go(func() {
-		resp, err := r.items.GetItemFeatures(fctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: ids, FeatureNames: itemNames})
-		if itemErr = err; err == nil {
-			items = resp.GetItems()
-		}
-	})
+	// The item service takes at most featurestore.MaxEntitiesPerRead ids a
+	// call: fetch larger candidate sets in parallel chunks.
+	items = make([]*featurev1.FeatureSet, len(ids))
+	var mu sync.Mutex
+	for lo := 0; lo < len(ids); lo += featurestore.MaxEntitiesPerRead {
+		chunk := ids[lo:min(lo+featurestore.MaxEntitiesPerRead, len(ids))]
+		wg.Go(func() {
+			resp, err := r.items.GetItemFeatures(fctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: itemNames})
+			if err == nil && len(resp.GetItems()) != len(chunk) {
+				err = fmt.Errorf("item features: %d answers for %d ids", len(resp.GetItems()), len(chunk))
+			}
+			if err != nil {
+				mu.Lock()
+				itemErr = err
+				mu.Unlock()
+				return
+			}
+			copy(items[lo:], resp.GetItems())
+		})
+	}
 	wg.Wait()
+	if itemErr != nil {
+		items = nil
+	}
 	if userErr != nil || itemErr != nil {
 		out.degraded = true
 		r.m.fallbacks.WithLabelValues("features").Inc()
