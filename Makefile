@@ -120,6 +120,11 @@ fuzz: ## run every fuzz target for FUZZTIME (their seed corpora run in make test
 	  echo "fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
 	  (cd $$pkg && go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) .) || exit 1; done
 
+.PHONY: chaos
+chaos: ort ## long fault runs: 200k events through 10 SIGKILLs of featurecompute, SIGTERM under load, Redis down/slow, deadlines
+	RECSYS_CHAOS_EVENTS=200000 RECSYS_CHAOS_KILLS=10 go test -count=1 -v -timeout 60m \
+	  -run 'SIGKILL|SIGTERM|TestRedis|Deadline|ExactlyOnce|Rebuild' ./services/featurecompute/ ./services/userfeatures/ ./services/ranking/
+
 .PHONY: canary-weight
 canary-weight: ## set the ranking canary weight in istio/ (make canary-weight WEIGHT=25), then kubectl apply -k istio
 	deploy/set-canary-weight.sh $(WEIGHT)
