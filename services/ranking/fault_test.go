@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -123,6 +124,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal("degraded before any fault")
 	}
 	f.waitReady(t, http.StatusOK)
+	goroutines := runtime.NumGoroutine()
 
 	f.proxy.SetDown(true)
 	for range 5 {
@@ -145,6 +147,16 @@ func TestRedisDown(t *testing.T) {
 		if time.Now().After(end) {
 			t.Fatal("Rank still degraded 5s after Redis came back")
 		}
+	}
+	// No goroutines (and so no connections) left behind by the outage.
+	var now int
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if now = runtime.NumGoroutine(); now <= goroutines+10 {
+			break
+		}
+	}
+	if now > goroutines+10 {
+		t.Errorf("%d goroutines after the outage, %d before: a leak", now, goroutines)
 	}
 }
 
