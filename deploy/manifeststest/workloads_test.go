@@ -59,9 +59,8 @@ func flagSet(binary string) (*flag.FlagSet, error) {
 // pendingFlags are flags an overlay passes before the binary registers
 // them: build -> binary -> flag -> why. Their check is skipped, saying so,
 // until the binary registers the flag; from then on it runs like any other.
-var pendingFlags = map[string]map[string]map[string]string{
-	gpu: {"ranking": {"execution-provider": "it arrives with the ranking issue (ONNX Runtime execution providers)"}},
-}
+// None is pending now: -execution-provider landed with the ranking service.
+var pendingFlags = map[string]map[string]map[string]string{}
 
 // utilityImages are the images, other than the recsys binaries, that a
 // manifest may run (Argo script templates), with why.

@@ -3,8 +3,8 @@
 // through a grpc-gateway that calls each service over gRPC, gRPC-Web by
 // passing each service's calls on to its HTTP port.
 //
-// The UI itself arrives with the web UI issue; until then the page says so
-// and lists the API.
+// The UI (ui/src, TypeScript over gRPC-Web, bundled into ui/dist by make
+// ui) is embedded in the binary.
 package web
 
 import (
