@@ -108,6 +108,12 @@ func TestServingProbes(t *testing.T) {
 						t.Errorf("%s: %s container %s: %s probe is not a gRPC health probe", b, w.owner, c.Name, name)
 					case p.GRPC.Port != grpcPort:
 						t.Errorf("%s: %s container %s: %s probe on port %d, want the gRPC port %d", b, w.owner, c.Name, name, p.GRPC.Port, grpcPort)
+					case name == "liveness" && (p.GRPC.Service == nil || *p.GRPC.Service != "liveness"):
+						// The default health service is readiness: probing it for
+						// liveness would restart pods that wait for Redis.
+						t.Errorf("%s: %s container %s: liveness probe must ask the \"liveness\" health service", b, w.owner, c.Name)
+					case name != "liveness" && p.GRPC.Service != nil && *p.GRPC.Service != "":
+						t.Errorf("%s: %s container %s: %s probe asks service %q, want the default (readiness)", b, w.owner, c.Name, name, *p.GRPC.Service)
 					}
 				}
 			}

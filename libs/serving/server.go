@@ -37,6 +37,13 @@ import (
 	"github.com/recsys/recsys/gen/openapi"
 )
 
+// LivenessService is the gRPC health service name that reports whether the
+// process is alive, not whether it is ready: it stays SERVING through a
+// dependency outage (when the default "" turns NOT_SERVING) until shutdown,
+// so a liveness probe on it does not restart a pod that only waits for
+// Redis or Kafka to come back.
+const LivenessService = "liveness"
+
 // Check reports whether a dependency the service needs is usable. It must
 // return promptly once ctx is done.
 type Check func(ctx context.Context) error
@@ -123,6 +130,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(s.grpc)
 
 	conn, err := grpc.NewClient("passthrough:///local",

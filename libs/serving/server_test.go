@@ -418,6 +418,9 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("readiness = HTTP %d and %v, want HTTP %d and %v", gotHTTP, got, wantHTTP, want)
 	}
 	expect(http.StatusServiceUnavailable, healthpb.HealthCheckResponse_NOT_SERVING)
+	if h, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: LivenessService}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness while a dependency is down = %v, %v; want SERVING (alive, only not ready)", h, err)
+	}
 	broken.Store(false)
 	expect(http.StatusOK, healthpb.HealthCheckResponse_SERVING)
 	broken.Store(true)
