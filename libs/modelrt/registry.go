@@ -46,6 +46,9 @@ type Version struct {
 	warmTook time.Duration
 	modTime  time.Time
 	infer    prometheus.Observer
+	// idleSince is when nothing last started routing to the version (zero
+	// while something does); it is unloaded after RegistryConfig.UnloadGrace.
+	idleSince time.Time
 }
 
 // ErrUnloaded means the version was unloaded; the caller should pick the
@@ -106,6 +109,9 @@ type RegistryConfig struct {
 	Session  SessionOptions
 	Warmup   []int         // batch sizes run before a version is ready
 	Interval time.Duration // how often Root is scanned
+	// UnloadGrace is how long a ready version nothing routes to stays
+	// loaded (in-flight requests, an experiment file about to pin it).
+	UnloadGrace time.Duration
 }
 
 // Registry watches Root/Name for versions, loads and warms new ones,
@@ -224,10 +230,21 @@ func (r *Registry) Scan() {
 			r.latest = v
 		}
 	}
+	now := time.Now()
 	for _, v := range r.versions {
-		if v.state == Ready && v != r.latest && !slices.Contains(pinned, v.Version) {
+		if v.state != Ready {
+			continue
+		}
+		if v == r.latest || slices.Contains(pinned, v.Version) {
+			v.idleSince = time.Time{}
+			continue
+		}
+		if v.idleSince.IsZero() {
+			v.idleSince = now
+		}
+		if now.Sub(v.idleSince) >= r.cfg.UnloadGrace {
 			r.unload(v)
-			r.logger.Info("model version unloaded: no experiment routes to it", "version", v.Version)
+			r.logger.Info("model version unloaded: no experiment routes to it", "version", v.Version, "idle", now.Sub(v.idleSince).String())
 		}
 	}
 }

@@ -61,8 +61,15 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("states = %v, want v1 ready, v3 failed", states)
 	}
 
-	// A newer v2 takes over; v1, routed to by nothing, is unloaded.
+	// A newer v2 takes over; v1, routed to by nothing, stays for the grace
+	// period and is then unloaded.
+	r.cfg.UnloadGrace = time.Hour
 	publish(t, root, "v2", modeltest.Logistic{W: []float32{2, 2}}, time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+	r.Scan()
+	if _, err := v1.Score([]float32{1, 1}, nil); err != nil {
+		t.Errorf("v1 within its grace period: %v, want it still serving", err)
+	}
+	r.cfg.UnloadGrace = 0
 	r.Scan()
 	if v, _ := r.Latest(); v.Version != "v2" {
 		t.Errorf("Latest = %s, want v2", v.Version)

@@ -45,6 +45,7 @@ type Config struct {
 	IntraOpThreads int
 	Warmup         config.StringList
 	ScanInterval   time.Duration
+	UnloadGrace    time.Duration
 	ExperimentFile string
 	UserFeatures   string
 	ItemFeatures   string
@@ -67,6 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Warmup = config.StringList{"1", "10", "100", "500"}
 	fs.Var(&c.Warmup, "warmup-batch-sizes", "batch sizes run before a model version is ready")
 	fs.DurationVar(&c.ScanInterval, "model-scan-interval", 2*time.Second, "how often the registry folder is checked for new versions")
+	fs.DurationVar(&c.UnloadGrace, "unload-grace", time.Minute, "how long a version no experiment routes to stays loaded before it is unloaded")
 	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "experiment JSON (id, salt, arms with model_version and weight); empty: one arm, the newest model")
 	fs.StringVar(&c.UserFeatures, "userfeatures-addr", "localhost:9091", "user feature service gRPC address")
 	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", "localhost:9092", "item feature service gRPC address")
@@ -117,7 +119,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	var r *Ranker
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{
-		Root: cfg.ModelRoot, Name: cfg.ModelName, Warmup: warm, Interval: cfg.ScanInterval,
+		Root: cfg.ModelRoot, Name: cfg.ModelName, Warmup: warm, Interval: cfg.ScanInterval, UnloadGrace: cfg.UnloadGrace,
 		Session: modelrt.SessionOptions{Provider: provider, IntraOpThreads: cfg.IntraOpThreads},
 	}, func() []string { return r.Experiment().Versions() }, logger, srv.Metrics())
 
