@@ -38,6 +38,12 @@ const (
 	MaxEntitiesPerRead = 1000
 )
 
+// The hash fields of the 7-day counters the smoothed CTR reads.
+var (
+	weekClicks      = counterTag + "clicks_" + horizons[len(horizons)-1].suffix
+	weekImpressions = counterTag + "impressions_" + horizons[len(horizons)-1].suffix
+)
+
 // Kind is the shape of a feature value.
 type Kind int
 

@@ -45,6 +45,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 			recent = recents[i].Val()
 		}
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0 && len(recent) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
+		b.entity()
 		for _, d := range defs {
 			fs.Features[d.Name] = b.userFeature(d, h, recent)
 		}
@@ -73,6 +74,7 @@ func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	for i, id := range ids {
 		h := hashes[i].Val()
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
+		b.entity()
 		for _, d := range defs {
 			fs.Features[d.Name] = b.itemFeature(d, h)
 		}
@@ -142,6 +144,30 @@ type builder struct {
 	nums   []featurev1.Feature_Number
 	lastAt time.Time
 	last   *durationpb.Duration
+	// decoded are the counters of the current entity already parsed (ctr
+	// reads the 7-day ones again); reset per entity by entity().
+	decoded []decodedCounter
+}
+
+type decodedCounter struct {
+	field string
+	c     Counter
+	ok    bool
+}
+
+// entity starts the features of the next entity.
+func (b *builder) entity() { b.decoded = b.decoded[:0] }
+
+// counter parses a counter field of the current entity once.
+func (b *builder) counter(h map[string]string, field string) (Counter, bool) {
+	for _, d := range b.decoded {
+		if d.field == field {
+			return d.c, d.ok
+		}
+	}
+	c, ok := decodeCounter(h[field])
+	b.decoded = append(b.decoded, decodedCounter{field, c, ok})
+	return c, ok
 }
 
 func newBuilder(now time.Time, n int) *builder {
@@ -266,7 +292,7 @@ func (b *builder) textField(h map[string]string, field, stamp string) *featurev1
 }
 
 func (b *builder) counterFeature(d Def, h map[string]string) *featurev1.Feature {
-	c, ok := decodeCounter(h[d.field])
+	c, ok := b.counter(h, d.field)
 	if !ok {
 		return b.missingNumber(0)
 	}
@@ -277,8 +303,8 @@ func (b *builder) counterFeature(d Def, h map[string]string) *featurev1.Feature 
 
 func (b *builder) ctrFeature(h map[string]string) *featurev1.Feature {
 	week := horizons[len(horizons)-1]
-	clicks, okC := decodeCounter(h[counterTag+"clicks_"+week.suffix])
-	imps, okI := decodeCounter(h[counterTag+"impressions_"+week.suffix])
+	clicks, okC := b.counter(h, weekClicks)
+	imps, okI := b.counter(h, weekImpressions)
 	c, i := 0.0, 0.0
 	if okC {
 		c = clicks.ValueAt(b.now, week.halfLife)
