@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,12 +114,20 @@ type Server struct {
 	events  *prometheus.CounterVec
 	arms    *prometheus.CounterVec
 	now     func() time.Time
+
+	// armLabels bounds the label values clients can create through
+	// experiment ids and arms (metric cardinality): past maxArmLabels
+	// combinations, new ones are counted as "other".
+	armMu     sync.Mutex
+	armLabels map[[2]string]bool
 }
+
+const maxArmLabels = 1000
 
 // NewServer returns the handlers over a Kafka writer and the store with the
 // experiment counters.
 func NewServer(w *kafka.Writer, store *featurestore.Store, writeTimeout time.Duration, reg prometheus.Registerer) *Server {
-	s := &Server{w: w, store: store, timeout: writeTimeout, now: time.Now,
+	s := &Server{w: w, store: store, timeout: writeTimeout, now: time.Now, armLabels: map[[2]string]bool{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_feedback_events_total",
 			Help: "Feedback events by type and outcome (accepted, invalid, unavailable).",
@@ -174,7 +183,8 @@ func (s *Server) RecordEvents(ctx context.Context, req *feedbackv1.RecordEventsR
 	s.count(evs, "accepted")
 	for _, e := range evs {
 		if e.GetExperimentId() != "" {
-			s.arms.WithLabelValues(e.GetExperimentId(), e.GetArm(), eventType(e)).Inc()
+			exp, arm := s.armLabel(e.GetExperimentId(), e.GetArm())
+			s.arms.WithLabelValues(exp, arm, eventType(e)).Inc()
 		}
 	}
 	return &feedbackv1.RecordEventsResponse{AcceptedCount: int32(len(evs))}, nil
@@ -184,6 +194,22 @@ func (s *Server) count(evs []*feedbackv1.Event, result string) {
 	for _, e := range evs {
 		s.events.WithLabelValues(eventType(e), result).Inc()
 	}
+}
+
+// armLabel returns the metric labels of an experiment arm: itself while
+// fewer than maxArmLabels combinations have been seen, else "other".
+func (s *Server) armLabel(exp, arm string) (string, string) {
+	key := [2]string{exp, arm}
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	if s.armLabels[key] {
+		return exp, arm
+	}
+	if len(s.armLabels) >= maxArmLabels {
+		return "other", "other"
+	}
+	s.armLabels[key] = true
+	return exp, arm
 }
 
 // eventType is "impression" or "click" (a metric label).

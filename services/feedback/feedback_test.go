@@ -230,3 +230,19 @@ func TestKafkaDownThenRetry(t *testing.T) {
 		t.Errorf("after two retries %d events are counted, want exactly 12", n)
 	}
 }
+
+func TestArmLabelsAreBounded(t *testing.T) {
+	s := &Server{armLabels: map[[2]string]bool{}}
+	for i := range maxArmLabels + 5 {
+		exp, arm := s.armLabel("exp", fmt.Sprintf("arm-%d", i))
+		if i < maxArmLabels && arm != fmt.Sprintf("arm-%d", i) {
+			t.Fatalf("arm %d labelled %s/%s before the bound", i, exp, arm)
+		}
+		if i >= maxArmLabels && (exp != "other" || arm != "other") {
+			t.Fatalf("arm %d labelled %s/%s past the bound, want other/other", i, exp, arm)
+		}
+	}
+	if exp, arm := s.armLabel("exp", "arm-3"); exp != "exp" || arm != "arm-3" {
+		t.Errorf("a known arm past the bound = %s/%s, want itself", exp, arm)
+	}
+}
