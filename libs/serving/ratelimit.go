@@ -16,8 +16,9 @@ import (
 )
 
 // limiter gives each client its own token bucket. Clients are told apart by
-// the first X-Forwarded-For address (set by the edge and by ingress
-// gateways) or else the peer's IP. Idle buckets are forgotten.
+// the last X-Forwarded-For address, the one our own nearest proxy (the
+// REST gateway, the edge, an ingress gateway) appended, which a client
+// cannot forge; else by the peer's IP. Idle buckets are forgotten.
 type limiter struct {
 	rps   rate.Limit
 	burst int
@@ -59,9 +60,9 @@ func (l *limiter) allow(key string) bool {
 func clientKey(ctx context.Context) string {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		for _, k := range []string{"x-forwarded-for", "x-real-ip"} {
-			if v := md.Get(k); len(v) > 0 && v[0] != "" {
-				first, _, _ := strings.Cut(v[0], ",")
-				return strings.TrimSpace(first)
+			if v := md.Get(k); len(v) > 0 && v[len(v)-1] != "" {
+				hops := strings.Split(v[len(v)-1], ",")
+				return strings.TrimSpace(hops[len(hops)-1])
 			}
 		}
 	}
