@@ -130,6 +130,19 @@ func useTLS(cfg *Config, dir string) error {
 	return nil
 }
 
+// printEndpoints tells a person where everything is.
+func printEndpoints(w io.Writer, cfg Config) {
+	fmt.Fprintf(w, "\nrecsys is starting:\n  web UI and edge (REST, gRPC-Web)  http://%s\n", dialable(cfg.Web.Serving.HTTPAddr))
+	for _, s := range []struct {
+		name string
+		c    serving.Config
+	}{{"userfeatures", cfg.UserFeatures.Serving}, {"itemfeatures", cfg.ItemFeatures.Serving}, {"ranking", cfg.Ranking.Serving},
+		{"feedback", cfg.Feedback.Serving}, {"featurecompute", cfg.FeatureCompute.Serving}} {
+		fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP http://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.c.GRPCAddr), dialable(s.c.HTTPAddr))
+	}
+	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis, cfg.Kafka)
+}
+
 // dialable turns a listen address (":9091") into one to dial.
 func dialable(listen string) string {
 	if strings.HasPrefix(listen, ":") {
@@ -195,7 +208,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			}
 		})
 	}
-	logger.Info("recsys is starting", "web", "http://localhost:8080")
+	printEndpoints(os.Stderr, cfg)
 	if cfg.Simulate {
 		wg.Go(func() {
 			if err := demo(ctx, cfg, logger); err != nil && ctx.Err() == nil {
