@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,10 @@ type Metadata struct {
 
 	planOnce sync.Once
 	plan     []column
+
+	namesOnce            sync.Once
+	userNames, itemNames []string
+	columnNames          []string
 }
 
 // Feature is one input column.
@@ -142,7 +147,32 @@ func validSource(s string) bool {
 }
 
 // FeatureNames are the feature-store features the model reads, by entity.
+// They are computed once; the slices are shared, so append to them only
+// (their capacity is their length: append copies).
 func (m *Metadata) FeatureNames() (user, item []string) {
+	m.derive()
+	return m.userNames, m.itemNames
+}
+
+// ColumnNames are the features' names in input order (shared; do not
+// modify).
+func (m *Metadata) ColumnNames() []string {
+	m.derive()
+	return m.columnNames
+}
+
+func (m *Metadata) derive() {
+	m.namesOnce.Do(func() {
+		user, item := m.featureNames()
+		m.userNames, m.itemNames = slices.Clip(user), slices.Clip(item)
+		m.columnNames = make([]string, len(m.Features))
+		for i, f := range m.Features {
+			m.columnNames[i] = f.Name
+		}
+	})
+}
+
+func (m *Metadata) featureNames() (user, item []string) {
 	add := func(list []string, name string) []string {
 		for _, n := range list {
 			if n == name {

@@ -281,7 +281,14 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 		buf = new([]float32)
 	}
 	rowsBuf := buf.(*[]float32)
-	defer r.buffers.Put(rowsBuf)
+	// A logged ranking keeps its rows for the feature log: the buffer then
+	// goes with the record instead of back to the pool (no copy).
+	logged := false
+	defer func() {
+		if !logged {
+			r.buffers.Put(rowsBuf)
+		}
+	}()
 	*rowsBuf = v.Meta.Rows(userID, user, ids, items, *rowsBuf)
 	scores, err := v.Score(*rowsBuf, nil)
 	if errors.Is(err, modelrt.ErrUnloaded) {
@@ -297,8 +304,11 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 	}
 	out.version, out.meta = v.Version, v.Meta
 	width := len(v.Meta.Features)
+	logged = !a.shadow && r.served != nil
 	out.items = make([]*rankingv1.ScoredItem, len(ids))
-	out.rows = make(map[string][]float32, len(ids))
+	if logged {
+		out.rows = make(map[string][]float32, len(ids))
+	}
 	for i, id := range ids {
 		it := &rankingv1.ScoredItem{ItemId: id, Score: scores[i]}
 		if i < len(items) {
@@ -306,15 +316,11 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 			it.Categories = items[i].GetFeatures()["categories"].GetList().GetValues()
 		}
 		out.items[i] = it
-		out.rows[id] = (*rowsBuf)[i*width : (i+1)*width]
-	}
-	sortScored(out.items)
-	if !a.shadow && r.served != nil {
-		// The rows live in a pooled buffer: keep copies for the log.
-		for id, row := range out.rows {
-			out.rows[id] = slices.Clone(row)
+		if logged {
+			out.rows[id] = (*rowsBuf)[i*width : (i+1)*width]
 		}
 	}
+	sortScored(out.items)
 	return out, nil
 }
 
@@ -489,10 +495,7 @@ func (r *Ranker) logServed(res *ranked, a assignment) {
 	}
 	rec := &rankingv1.ServedRanking{
 		RequestId: res.requestID, UserId: res.userID, ModelVersion: res.version, ExperimentId: a.exp.ID, Arm: a.arm.Name,
-		ServedAt: timestamppb.Now(), FeatureNames: make([]string, len(res.meta.Features)), Items: make([]*rankingv1.ServedItem, len(res.items)),
-	}
-	for i, f := range res.meta.Features {
-		rec.FeatureNames[i] = f.Name
+		ServedAt: timestamppb.Now(), FeatureNames: res.meta.ColumnNames(), Items: make([]*rankingv1.ServedItem, len(res.items)),
 	}
 	for i, it := range res.items {
 		rec.Items[i] = &rankingv1.ServedItem{ItemId: it.GetItemId(), Position: it.GetPosition(), Score: it.GetScore(), Features: res.rows[it.GetItemId()]}
