@@ -64,18 +64,19 @@ type Config struct {
 // service is one service of the platform, as the launcher sees it.
 type service struct {
 	name     string
+	serving  *serving.Config // its network settings, inside the Config
 	register func(*flag.FlagSet)
 	run      func(context.Context, *slog.Logger) error
 }
 
 func (c *Config) services() []service {
 	return []service{
-		{"userfeatures", c.UserFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return userfeatures.Run(ctx, c.UserFeatures, l) }},
-		{"itemfeatures", c.ItemFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return itemfeatures.Run(ctx, c.ItemFeatures, l) }},
-		{"ranking", c.Ranking.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return ranking.Run(ctx, c.Ranking, l) }},
-		{"feedback", c.Feedback.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return feedback.Run(ctx, c.Feedback, l) }},
-		{"featurecompute", c.FeatureCompute.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return featurecompute.Run(ctx, c.FeatureCompute, l) }},
-		{"web", c.Web.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return web.Run(ctx, c.Web, l) }},
+		{"userfeatures", &c.UserFeatures.Serving, c.UserFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return userfeatures.Run(ctx, c.UserFeatures, l) }},
+		{"itemfeatures", &c.ItemFeatures.Serving, c.ItemFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return itemfeatures.Run(ctx, c.ItemFeatures, l) }},
+		{"ranking", &c.Ranking.Serving, c.Ranking.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return ranking.Run(ctx, c.Ranking, l) }},
+		{"feedback", &c.Feedback.Serving, c.Feedback.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return feedback.Run(ctx, c.Feedback, l) }},
+		{"featurecompute", &c.FeatureCompute.Serving, c.FeatureCompute.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return featurecompute.Run(ctx, c.FeatureCompute, l) }},
+		{"web", &c.Web.Serving, c.Web.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return web.Run(ctx, c.Web, l) }},
 	}
 }
 
@@ -113,19 +114,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // useTLS issues a CA and one certificate per service into dir and points
 // every service (and the demo's simulated users) at them.
 func useTLS(cfg *Config, dir string) error {
-	names := []string{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web", "simulator"}
+	names := []string{"simulator"}
+	for _, s := range cfg.services() {
+		names = append(names, s.name)
+	}
 	if err := certs.WriteFiles(dir, names, 30*24*time.Hour); err != nil {
 		return fmt.Errorf("certificates for -tls: %w", err)
 	}
 	files := func(name string) serving.TLSFiles {
 		return serving.TLSFiles{CertFile: filepath.Join(dir, name+".pem"), KeyFile: filepath.Join(dir, name+"-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
 	}
-	cfg.UserFeatures.Serving.TLS = files("userfeatures")
-	cfg.ItemFeatures.Serving.TLS = files("itemfeatures")
-	cfg.Ranking.Serving.TLS = files("ranking")
-	cfg.Feedback.Serving.TLS = files("feedback")
-	cfg.FeatureCompute.Serving.TLS = files("featurecompute")
-	cfg.Web.Serving.TLS = files("web")
+	for _, s := range cfg.services() {
+		s.serving.TLS = files(s.name)
+	}
 	cfg.simulatorTLS = files("simulator")
 	return nil
 }
@@ -133,12 +134,10 @@ func useTLS(cfg *Config, dir string) error {
 // printEndpoints tells a person where everything is.
 func printEndpoints(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "\nrecsys is starting:\n  web UI and edge (REST, gRPC-Web)  http://%s\n", dialable(cfg.Web.Serving.HTTPAddr))
-	for _, s := range []struct {
-		name string
-		c    serving.Config
-	}{{"userfeatures", cfg.UserFeatures.Serving}, {"itemfeatures", cfg.ItemFeatures.Serving}, {"ranking", cfg.Ranking.Serving},
-		{"feedback", cfg.Feedback.Serving}, {"featurecompute", cfg.FeatureCompute.Serving}} {
-		fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP http://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.c.GRPCAddr), dialable(s.c.HTTPAddr))
+	for _, s := range cfg.services() {
+		if s.name != "web" {
+			fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP http://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.serving.GRPCAddr), dialable(s.serving.HTTPAddr))
+		}
 	}
 	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis, cfg.Kafka)
 }
