@@ -3,6 +3,7 @@ package featurestore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	if err != nil {
 		return nil, err
 	}
-	wantRecent := hasDef(defs, "recent_clicks")
+	wantRecent := slices.ContainsFunc(defs, func(d Def) bool { return d.Name == "recent_clicks" })
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
 	recents := make([]*redis.ZSliceCmd, len(ids))
@@ -124,15 +125,6 @@ func (s *Store) checkRead(field string, ids, names []string, all []Def) ([]Def, 
 		}
 	}
 	return selectDefs(all, names)
-}
-
-func hasDef(defs []Def, name string) bool {
-	for _, d := range defs {
-		if d.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // builder makes the feature messages of one read. It allocates them in
