@@ -62,6 +62,7 @@ var Budgets = []Budget{
 	{What: "500-item feature read / raw pipelined HGETALL (p50)", Bench: "BenchmarkRead500Items", Unit: "ratio-p50", Max: 1.5, BareUnit: "raw-p50-µs", BareLabel: "raw pipeline p50 (µs)"},
 	{What: "click to feature visible p99 (ms)", Bench: "BenchmarkClickToVisible", Unit: "p99-ms", Max: 1000},
 	{What: "feedback ingestion end to end (events/s)", Bench: "BenchmarkPipeline", Unit: "pipeline-events/s", Min: 20000, BareUnit: "raw-kafka-go-events/s", BareLabel: "raw kafka-go produce+consume (events/s)"},
+	{What: "Redis CPU per applied event (µs), one Redis", Bench: "BenchmarkApplyEvents", Unit: "redis-cpu-µs/event"},
 	{What: "train 100k rows × 3 epochs (s)", Bench: "BenchmarkTrain100kRows", Unit: "s/100k-rows-3-epochs", Max: 60},
 	{What: "Recommend throughput, 100 candidates, 4 clients (QPS)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-qps", BareUnit: "grpc-echo-p50-ms", BareLabel: "grpc-go round trip p50 (ms)"},
 	{What: "Recommend p99 under that load (ms)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-p99-ms", Max: 10},

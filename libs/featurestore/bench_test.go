@@ -2,8 +2,12 @@ package featurestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,17 +17,23 @@ import (
 	"github.com/recsys/recsys/libs/testenv"
 )
 
-// BenchmarkRead500Items reads every feature of 500 items and, in the same
-// run on the same Redis, a raw pipelined HGETALL of the same 500 keys. It
-// reports the p50/p99 of both and their ratio (target ≤ 1.5).
-func BenchmarkRead500Items(b *testing.B) {
+// benchStore is a store on the test Redis, with its own client.
+func benchStore(b *testing.B) (*testenv.Redis, *redis.Client, *Store) {
 	env := testenv.NewRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: env.Addr})
-	defer rdb.Close()
+	b.Cleanup(func() { rdb.Close() })
 	s, err := New(rdb, env.Prefix)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return env, rdb, s
+}
+
+// BenchmarkRead500Items reads every feature of 500 items and, in the same
+// run on the same Redis, a raw pipelined HGETALL of the same 500 keys. It
+// reports the p50/p99 of both and their ratio (target ≤ 1.5).
+func BenchmarkRead500Items(b *testing.B) {
+	env, rdb, s := benchStore(b)
 	ctx := context.Background()
 	ids := make([]string, 500)
 	items := make([]*itemfeaturesv1.ItemAttributes, 500)
@@ -79,4 +89,70 @@ func BenchmarkRead500Items(b *testing.B) {
 	b.ReportMetric(p(tStore, .5)/p(tRaw, .5), "ratio-p50")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("Redis: %s", env.Kind)
+}
+
+// BenchmarkApplyEvents applies batches of 500 new events (200 users, 300
+// items, a two-arm experiment, one in five a click), one ApplyEvents per
+// op, and reports events/s and the CPU time Redis spent per event (from
+// INFO, so exact only when nothing else uses that Redis): one Redis applies
+// at most a million over that many events a second, whatever the number of
+// stream processors.
+func BenchmarkApplyEvents(b *testing.B) {
+	env, rdb, s := benchStore(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := time.Now()
+	n := 0
+	next := func() []Event {
+		evs := make([]Event, 500)
+		for i := range evs {
+			kind, arm := Impression, []string{"control", "treatment"}[rng.IntN(2)]
+			if rng.IntN(5) == 0 {
+				kind = Click
+			}
+			evs[i] = Event{ID: fmt.Sprintf("bench-%d", n), Kind: kind, UserID: fmt.Sprintf("u%d", rng.IntN(200)), ItemID: fmt.Sprintf("i%d", rng.IntN(300)),
+				ExperimentID: "bench", Arm: arm, ModelVersion: "v-" + arm, Time: now.Add(-time.Duration(rng.Int64N(int64(time.Hour))))}
+			n++
+		}
+		return evs
+	}
+	cpu0, cpuErr := redisCPU(ctx, rdb)
+	start := time.Now()
+	for b.Loop() {
+		if _, err := s.ApplyEvents(ctx, next()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+	if cpu1, err := redisCPU(ctx, rdb); err == nil && cpuErr == nil {
+		b.ReportMetric((cpu1-cpu0)/float64(n)*1e6, "redis-cpu-µs/event")
+	} else {
+		b.Logf("no Redis CPU time (%s): %v", env.Kind, errors.Join(cpuErr, err))
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// redisCPU is the CPU time Redis has used, in seconds.
+func redisCPU(ctx context.Context, rdb *redis.Client) (float64, error) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	found := 0
+	for _, l := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("INFO cpu %s: %w", k, err)
+			}
+			sum += f
+			found++
+		}
+	}
+	if found != 2 {
+		return 0, errors.New("INFO cpu has no used_cpu_user and used_cpu_sys")
+	}
+	return sum, nil
 }

@@ -67,7 +67,7 @@ func (s *Store) Follow(ctx context.Context, every time.Duration, logger *slog.Lo
 // WithGeneration returns a store over the same Redis pinned to generation
 // gen (a rebuild's target).
 func (s *Store) WithGeneration(gen string) *Store {
-	t := &Store{rdb: s.rdb, base: s.base, fixed: true, now: s.now}
+	t := &Store{rdb: s.rdb, base: s.base, fixed: true, oneNode: s.oneNode, now: s.now}
 	t.gen.Store(&gen)
 	return t
 }

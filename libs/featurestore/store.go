@@ -46,9 +46,10 @@ type Store struct {
 	// gen is the generation in use: keys are <base><gen>... Readers and
 	// the stream processor follow the generation that <base>active names
 	// (Follow), so a rebuild can switch them all at once.
-	gen   atomic.Pointer[string]
-	fixed bool // gen is pinned (a rebuild's target)
-	now   func() time.Time
+	gen     atomic.Pointer[string]
+	fixed   bool // gen is pinned (a rebuild's target)
+	oneNode bool // every key on one server: an event is one script call
+	now     func() time.Time
 }
 
 // Option configures a Store.
@@ -63,7 +64,8 @@ func New(rdb redis.UniversalClient, namespace string, opts ...Option) (*Store, e
 	if strings.ContainsAny(namespace, "{}") {
 		return nil, fmt.Errorf("feature store namespace %q: must not contain braces", namespace)
 	}
-	s := &Store{rdb: rdb, base: namespace, now: time.Now}
+	_, oneNode := rdb.(*redis.Client)
+	s := &Store{rdb: rdb, base: namespace, oneNode: oneNode, now: time.Now}
 	empty := ""
 	s.gen.Store(&empty)
 	for _, o := range opts {

@@ -27,94 +27,121 @@ if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return 1
 `)
 
-// luaLogAdd2 is logAdd2 in Lua, for the scripts that keep trending scores.
-// (It avoids the "a, b = b, a" swap: the embedded server's Lua gets it wrong.)
-const luaLogAdd2 = `
+// luaApply is what the scripts that apply events share. A script reads its
+// KEYS and ARGV in order through key() and arg(), so one event's parts can
+// run one script each (Redis Cluster: a part's keys are in one slot) or
+// all in one script (a single Redis), with the same code.
+const luaApply = `
+local ki, ai = 0, 0
+local function key() ki = ki + 1 return KEYS[ki] end
+local function arg() ai = ai + 1 return ARGV[ai] end
+
+-- fresh sets the de-duplication marker (a key; then the TTL in seconds) and
+-- says whether it was not set before.
+local function fresh()
+  return redis.call('SET', key(), '1', 'NX', 'EX', arg())
+end
+
+-- logadd2 is logAdd2. (It avoids the "a, b = b, a" swap: the embedded
+-- server's Lua gets it wrong.)
 local function logadd2(c, w)
   local hi, lo = math.max(c, w), math.min(c, w)
   return hi + math.log(1 + math.pow(2, lo - hi)) / math.log(2)
 end
+
+-- entity folds the event into one user's or item's hash with one read and
+-- one write, whatever the number of counters. Keys: the hash, then the
+-- recent-clicks set when an item is clicked. Args: event time (ms), item
+-- clicked ("" for none), recent-clicks length, trending log2 weight to add
+-- to the "trend" field ("" for none), the number of counters, then
+-- (field, increment, half-life ms) of each decayed counter to bump.
+local function entity()
+  local hash = key()
+  local t, clicked, keep, trend, n = tonumber(arg()), arg(), tonumber(arg()), arg(), tonumber(arg())
+  local fields, incs, hls = {}, {}, {}
+  for k = 1, n do fields[k], incs[k], hls[k] = arg(), tonumber(arg()), tonumber(arg()) end
+  if trend ~= '' then fields[n + 1] = 'trend' end
+  local cur = redis.call('HMGET', hash, unpack(fields))
+  local out = {}
+  for k = 1, n do
+    local v, ts = incs[k], t
+    local c = cur[k]
+    if c then
+      local sep = string.find(c, ':', 1, true)
+      local ov, ots = tonumber(string.sub(c, 1, sep - 1)), tonumber(string.sub(c, sep + 1))
+      if t >= ots then
+        v = ov * math.pow(2, -(t - ots) / hls[k]) + incs[k]
+      else
+        v = ov + incs[k] * math.pow(2, -(ots - t) / hls[k])
+        ts = ots
+      end
+    end
+    out[#out + 1] = fields[k]
+    out[#out + 1] = string.format('%.17g:%d', v, ts)
+  end
+  if trend ~= '' then
+    local w = tonumber(trend)
+    local c = cur[n + 1]
+    if c then w = logadd2(tonumber(c), w) end
+    out[#out + 1] = 'trend'
+    out[#out + 1] = string.format('%.17g', w)
+  end
+  redis.call('HSET', hash, unpack(out))
+  if clicked ~= '' then
+    local recent = key()
+    redis.call('ZADD', recent, 'GT', t, clicked)
+    redis.call('ZREMRANGEBYRANK', recent, 0, -keep - 1)
+  end
+end
+
+-- trending adds the event's weight to trending sorted sets. Keys: the
+-- sets. Args: their number, the item, the log2 weight.
+local function trending()
+  local n, item, w = tonumber(arg()), arg(), tonumber(arg())
+  for _ = 1, n do
+    local set, s = key(), w
+    local cur = redis.call('ZSCORE', set, item)
+    if cur then s = logadd2(tonumber(cur), w) end
+    redis.call('ZADD', set, string.format('%.17g', s), item)
+  end
+end
+
+-- experiment counts the event for its arm. Keys: the counters hash, the
+-- arm's unique-user HyperLogLog. Args: counter field, user id.
+local function experiment()
+  redis.call('HINCRBY', key(), arg(), 1)
+  redis.call('PFADD', key(), arg())
+end
 `
 
-// applyEntity applies one event to one entity, once.
-// KEYS[1] de-duplication marker, KEYS[2] hash, KEYS[3] recent-clicks set (may
-// be absent).
-// ARGV[1] marker TTL (s), ARGV[2] event time (ms), ARGV[3] item to record as
-// clicked ("" for none), ARGV[4] recent-clicks length, ARGV[5] trending log2
-// weight to add to the hash's "trend" field ("" for none), then triples of
-// (field, increment, half-life ms) of the decayed counters to bump.
-// Returns 1 when applied, 0 for a duplicate.
-var applyEntity = redis.NewScript(luaLogAdd2 + `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local t = tonumber(ARGV[2])
--- One read and one write of the hash, whatever the number of counters:
--- Redis runs scripts on one thread, so commands per event set the
--- pipeline's throughput.
-local fields = {}
-for i = 6, #ARGV, 3 do fields[#fields + 1] = ARGV[i] end
-if ARGV[5] ~= '' then fields[#fields + 1] = 'trend' end
-local cur = redis.call('HMGET', KEYS[2], unpack(fields))
-local out = {}
-for k = 1, (#ARGV - 5) / 3 do
-  local i = 3 + 3 * k
-  local inc, hl = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local v, ts = inc, t
-  local c = cur[k]
-  if c then
-    local sep = string.find(c, ':', 1, true)
-    local ov, ots = tonumber(string.sub(c, 1, sep - 1)), tonumber(string.sub(c, sep + 1))
-    if t >= ots then
-      v = ov * math.pow(2, -(t - ots) / hl) + inc
-    else
-      v = ov + inc * math.pow(2, -(ots - t) / hl)
-      ts = ots
-    end
-  end
-  out[#out + 1] = ARGV[i]
-  out[#out + 1] = string.format('%.17g:%d', v, ts)
-end
-if ARGV[5] ~= '' then
-  local w = tonumber(ARGV[5])
-  local c = cur[#fields]
-  if c then w = logadd2(tonumber(c), w) end
-  out[#out + 1] = 'trend'
-  out[#out + 1] = string.format('%.17g', w)
-end
-if #out > 0 then redis.call('HSET', KEYS[2], unpack(out)) end
-if ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[3], 'GT', t, ARGV[3])
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
-end
+// applyPart applies one part of an event (user, item, trending or
+// experiment; see eventParts), once: KEYS[1] and ARGV[1] are the part's
+// de-duplication marker and its TTL, ARGV[2] the part ("entity",
+// "trending" or "experiment"), the rest as its function in luaApply takes
+// them. Returns 1 when applied, 0 for a duplicate. On Redis Cluster every
+// part is one call, its keys in one slot.
+var applyPart = redis.NewScript(luaApply + `
+if not fresh() then return 0 end
+local part = arg()
+if part == 'entity' then entity() elseif part == 'trending' then trending() else experiment() end
 return 1
 `)
 
-// applyTrending adds an event's weight to trending sorted sets, once.
-// KEYS[1] de-duplication marker, KEYS[2..] sorted sets; ARGV[1] marker TTL
-// (s), ARGV[2] item, ARGV[3] log2 weight (see trendingLogWeight).
-var applyTrending = redis.NewScript(luaLogAdd2 + `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local w = tonumber(ARGV[3])
-for i = 2, #KEYS do
-  local s = w
-  local cur = redis.call('ZSCORE', KEYS[i], ARGV[2])
-  if cur then s = logadd2(tonumber(cur), w) end
-  redis.call('ZADD', KEYS[i], string.format('%.17g', s), ARGV[2])
-end
+// applyEvent applies every part of an event at once, with one marker: on a
+// single Redis one call per event instead of one per part, which roughly
+// halves the Redis time per event. KEYS[1] and ARGV[1] are the marker and
+// its TTL; then the item, the user, trending and (when ARGV goes on) the
+// experiment, as their functions in luaApply take them.
+var applyEvent = redis.NewScript(luaApply + `
+if not fresh() then return 0 end
+entity()
+entity()
+trending()
+if ai < #ARGV then experiment() end
 return 1
 `)
 
-// applyExperiment counts an event for its experiment arm, once.
-// KEYS[1] de-duplication marker, KEYS[2] counters hash, KEYS[3] the arm's
-// unique-user HyperLogLog; ARGV[1] marker TTL (s), ARGV[2] counter field,
-// ARGV[3] user id.
-var applyExperiment = redis.NewScript(`
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('PFADD', KEYS[3], ARGV[3])
-return 1
-`)
-
-var scripts = []*redis.Script{replaceFields, applyEntity, applyTrending, applyExperiment}
+var scripts = []*redis.Script{replaceFields, applyPart, applyEvent}
 
 const (
 	maxIDBytes  = 256
@@ -271,8 +298,9 @@ type ApplyResult struct {
 
 // ApplyEvents folds events into the real-time features: the user's and the
 // item's decayed counts, the user's category affinity and recent clicks, and
-// the trending scores. Each part is applied atomically together with its
-// de-duplication marker, so applying the same events again — after a crash,
+// the trending scores. Each part (on a single Redis, each whole event) is
+// applied atomically together with its de-duplication marker, so applying
+// the same events again — after a crash,
 // a rebalance or a retry — changes nothing. It takes two round trips: one to
 // read the items' categories, one to apply.
 func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, error) {
@@ -290,43 +318,24 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		return ApplyResult{}, err
 	}
 	ttl := int64(DedupWindow.Seconds())
-	parts := make([]int, len(events)) // script calls per event
+	calls := make([]int, len(events)) // script calls per event
 	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
 		for i, e := range events {
-			parts[i] = 3
-			t := e.Time.UnixMilli()
-			kind, recent, trendW := "impressions", "", ImpressionTrendingWeight
-			if e.Kind == Click {
-				kind, recent, trendW = "clicks", e.ItemID, 1
-			}
-			counters := make([]any, 0, 3*(len(horizons)+len(cats[e.ItemID])))
-			for _, h := range horizons {
-				counters = append(counters, counterTag+kind+"_"+h.suffix, 1, h.halfLife.Milliseconds())
-			}
-			w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
-			itemArgs := append([]any{ttl, t, "", RecentClicks, w}, counters...)
-			applyEntity.EvalSha(ctx, p, []string{k.itemKey(e.ItemID) + ":seen:" + e.ID, k.itemKey(e.ItemID)}, itemArgs...)
-
-			if e.Kind == Click {
-				for _, c := range cats[e.ItemID] {
-					counters = append(counters, affinityTag+c, 1, AffinityHalfLife.Milliseconds())
+			parts := eventParts(k, e, cats[e.ItemID])
+			if s.oneNode {
+				// One marker for the whole event: the user part's.
+				keys, args := []string{parts[1].marker}, []any{ttl}
+				for _, pt := range parts {
+					keys, args = append(keys, pt.keys...), append(args, pt.args...)
 				}
+				applyEvent.EvalSha(ctx, p, keys, args...)
+				calls[i] = 1
+				continue
 			}
-			userArgs := append([]any{ttl, t, recent, RecentClicks, ""}, counters...)
-			applyEntity.EvalSha(ctx, p, []string{k.userKey(e.UserID) + ":seen:" + e.ID, k.userKey(e.UserID), k.recentKey(e.UserID)}, userArgs...)
-
-			keys := []string{k.trendingKey("") + ":seen:" + e.ID, k.trendingKey("")}
-			for _, c := range cats[e.ItemID] {
-				keys = append(keys, k.trendingKey(c))
+			for _, pt := range parts {
+				applyPart.EvalSha(ctx, p, append([]string{pt.marker}, pt.keys...), append([]any{ttl, pt.name}, pt.args...)...)
 			}
-			applyTrending.EvalSha(ctx, p, keys, ttl, e.ItemID, w)
-
-			if e.ExperimentID != "" {
-				parts[i]++
-				arm := armKey(e.Arm, e.ModelVersion)
-				exp := k.experimentKey(e.ExperimentID)
-				applyExperiment.EvalSha(ctx, p, []string{exp + ":seen:" + e.ID, exp, exp + ":users:" + arm}, ttl, arm+armSep+kind, e.UserID)
-			}
+			calls[i] = len(parts)
 		}
 	})
 	if err != nil {
@@ -335,12 +344,12 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 	var res ApplyResult
 	for i := range events {
 		fresh := false
-		for _, c := range cmds[:parts[i]] {
+		for _, c := range cmds[:calls[i]] {
 			if n, _ := c.(*redis.Cmd).Int(); n == 1 {
 				fresh = true
 			}
 		}
-		cmds = cmds[parts[i]:]
+		cmds = cmds[calls[i]:]
 		if fresh {
 			res.Applied++
 		} else {
@@ -348,6 +357,58 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		}
 	}
 	return res, nil
+}
+
+// part is one piece of an event whose keys share a Redis Cluster slot, as
+// a function of luaApply takes it.
+type part struct {
+	name   string // the function: "entity", "trending" or "experiment"
+	marker string // the part's de-duplication marker, in the same slot
+	keys   []string
+	args   []any
+}
+
+// eventParts splits an event into the parts applyEvent takes, in its
+// order: the item, the user, trending, and the experiment when there is
+// one. cats are the item's categories.
+func eventParts(k keyspace, e Event, cats []string) []part {
+	t := e.Time.UnixMilli()
+	kind, clicked, trendW := "impressions", "", ImpressionTrendingWeight
+	if e.Kind == Click {
+		kind, clicked, trendW = "clicks", e.ItemID, 1
+	}
+	w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
+	counters := make([]any, 0, 3*(len(horizons)+len(cats)))
+	for _, h := range horizons {
+		counters = append(counters, counterTag+kind+"_"+h.suffix, 1, h.halfLife.Milliseconds())
+	}
+	entity := func(clicked, trend string) []any {
+		return append([]any{t, clicked, RecentClicks, trend, len(counters) / 3}, counters...)
+	}
+	item := part{"entity", k.itemKey(e.ItemID) + ":seen:" + e.ID, []string{k.itemKey(e.ItemID)}, entity("", w)}
+
+	if e.Kind == Click {
+		for _, c := range cats {
+			counters = append(counters, affinityTag+c, 1, AffinityHalfLife.Milliseconds())
+		}
+	}
+	user := part{"entity", k.userKey(e.UserID) + ":seen:" + e.ID, []string{k.userKey(e.UserID)}, entity(clicked, "")}
+	if clicked != "" {
+		user.keys = append(user.keys, k.recentKey(e.UserID))
+	}
+
+	trend := part{name: "trending", marker: k.trendingKey("") + ":seen:" + e.ID, keys: []string{k.trendingKey("")}}
+	for _, c := range cats {
+		trend.keys = append(trend.keys, k.trendingKey(c))
+	}
+	trend.args = []any{len(trend.keys), e.ItemID, w}
+
+	parts := []part{item, user, trend}
+	if e.ExperimentID != "" {
+		arm, exp := armKey(e.Arm, e.ModelVersion), k.experimentKey(e.ExperimentID)
+		parts = append(parts, part{"experiment", exp + ":seen:" + e.ID, []string{exp, exp + ":users:" + arm}, []any{arm + armSep + kind, e.UserID}})
+	}
+	return parts
 }
 
 // Validate checks an event as ApplyEvents does.
