@@ -67,7 +67,7 @@ func (h *harness) start() *consumer { return h.startCrashing(0) }
 func (h *harness) startCrashing(crashAfter int) *consumer {
 	reader := NewReader(h.brokers, h.topic, h.group)
 	dlq := eventstream.NewWriter(h.brokers, h.dlq)
-	c := NewConsumer(reader, dlq, h.store, h.metrics, slog.New(slog.NewTextHandler(io.Discard, nil)), 500, 5*time.Millisecond)
+	c := NewConsumer(reader, dlq, h.store, h.metrics, slog.New(slog.NewTextHandler(io.Discard, nil)), Batching{Size: 500, Wait: 5 * time.Millisecond, InFlight: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	cs := &consumer{cancel: cancel, done: make(chan error, 1)}
 	c.afterApply = func() {

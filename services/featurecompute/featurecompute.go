@@ -49,8 +49,7 @@ type Config struct {
 	Partitions int
 	Redis      string
 	Namespace  string
-	BatchSize  int
-	BatchWait  time.Duration
+	Batching   Batching
 	// Rebuild, when set, replays the log from that time (or "all") into a
 	// fresh generation, switches to it, and exits.
 	Rebuild string
@@ -67,8 +66,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of the topics when this service has to create them")
 	fs.StringVar(&c.Redis, "redis", "localhost:6379", featurestore.DialHelp)
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
-	fs.IntVar(&c.BatchSize, "batch-size", 1000, "most events applied in one Redis round trip")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
+	fs.IntVar(&c.Batching.Size, "batch-size", 1000, "most events applied in one Redis round trip")
+	fs.DurationVar(&c.Batching.Wait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
+	fs.IntVar(&c.Batching.InFlight, "in-flight", 3, "batches applied to Redis at once (offsets are still committed in order)")
 	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; \"all\" or an RFC 3339 time to replay from")
 }
 
@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reader := NewReader(cfg.Kafka, cfg.Topic, cfg.Group)
 	dlq := eventstream.NewWriter(cfg.Kafka, cfg.DLQ)
 	defer dlq.Close()
-	c := NewConsumer(reader, dlq, store, NewMetrics(srv.Metrics()), logger, cfg.BatchSize, cfg.BatchWait)
+	c := NewConsumer(reader, dlq, store, NewMetrics(srv.Metrics()), logger, cfg.Batching)
 
 	var wg sync.WaitGroup
 	var consumeErr error
@@ -169,16 +169,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// Batching is how the consumer groups events.
+type Batching struct {
+	Size     int           // most events in one batch (one Redis round trip)
+	Wait     time.Duration // how long a batch waits to fill once it has one event
+	InFlight int           // batches applied at once
+}
+
 // Consumer applies fetched events in batches. Run it once.
 type Consumer struct {
-	reader    *kafka.Reader
-	dlq       *kafka.Writer
-	store     *featurestore.Store
-	m         *Metrics
-	logger    *slog.Logger
-	batchSize int
-	batchWait time.Duration
-	tracer    trace.Tracer
+	reader *kafka.Reader
+	dlq    *kafka.Writer
+	store  *featurestore.Store
+	m      *Metrics
+	logger *slog.Logger
+	b      Batching
+	tracer trace.Tracer
 	// afterApply, when set (tests), runs between the Redis write and the
 	// offset commit: the window where a crash causes redelivery.
 	afterApply func()
@@ -186,42 +192,94 @@ type Consumer struct {
 
 // NewConsumer returns a consumer. The reader must belong to a consumer
 // group (commits) and is not closed by the consumer.
-func NewConsumer(r *kafka.Reader, dlq *kafka.Writer, store *featurestore.Store, m *Metrics, logger *slog.Logger, batchSize int, batchWait time.Duration) *Consumer {
-	return &Consumer{reader: r, dlq: dlq, store: store, m: m, logger: logger, batchSize: max(batchSize, 1), batchWait: batchWait,
-		tracer: otel.Tracer("recsys/featurecompute")}
+func NewConsumer(r *kafka.Reader, dlq *kafka.Writer, store *featurestore.Store, m *Metrics, logger *slog.Logger, b Batching) *Consumer {
+	b.Size, b.InFlight = max(b.Size, 1), max(b.InFlight, 1)
+	return &Consumer{reader: r, dlq: dlq, store: store, m: m, logger: logger, b: b, tracer: otel.Tracer("recsys/featurecompute")}
 }
 
-// Run consumes until ctx is done. What was fetched but not yet committed
-// when ctx ends is delivered again later, and skipped as duplicates.
-func (c *Consumer) Run(ctx context.Context) error {
-	for {
-		batch, err := c.fetch(ctx)
+// applying is a fetched batch and, once its apply ends, the outcome.
+type applying struct {
+	batch []kafka.Message
+	done  chan error
+}
+
+// Run consumes until ctx is done. Up to InFlight batches are applied to
+// Redis at once, so Redis works while the next batch is fetched and the
+// last one committed; the order of applying does not matter (every update
+// commutes). Offsets are committed in fetch order, each batch only after it
+// and every batch before it were applied. What was fetched but not yet
+// committed when ctx ends is delivered again later, and skipped as
+// duplicates.
+func (c *Consumer) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	var wg sync.WaitGroup
+	var fetchErr error
+	pending := make(chan applying, c.b.InFlight)
+	slots := make(chan struct{}, c.b.InFlight) // one per batch between fetch and commit
+	wg.Go(func() {
+		defer close(pending)
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			batch, err := c.fetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					fetchErr = fmt.Errorf("fetch from Kafka: %w", err)
+					cancel()
+				}
+				return
+			}
+			a := applying{batch: batch, done: make(chan error, 1)}
+			wg.Go(func() { a.done <- c.apply(ctx, batch) })
+			pending <- a // never blocks: a slot was taken
+		}
+	})
+	err := c.commitInOrder(ctx, pending, slots)
+	cancel()
+	wg.Wait()
+	if parent.Err() != nil {
+		return nil
+	}
+	return errors.Join(err, fetchErr)
+}
+
+// commitInOrder commits each pending batch once it is applied and frees
+// its slot. It returns at the first error, or nil when ctx ends.
+func (c *Consumer) commitInOrder(ctx context.Context, pending <-chan applying, slots <-chan struct{}) error {
+	for a := range pending {
+		err := <-a.done
+		if err == nil {
+			if c.afterApply != nil {
+				c.afterApply()
+			}
+			err = c.commit(ctx, a.batch)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("fetch from Kafka: %w", err)
-		}
-		if err := c.process(ctx, batch); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
+		<-slots
 	}
+	return nil
 }
 
 // fetch waits for one message, then takes what else arrives within
-// batchWait, up to batchSize.
+// the batch wait, up to the batch size.
 func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 	m, err := c.reader.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
 	}
 	batch := []kafka.Message{m}
-	wctx, cancel := context.WithTimeout(ctx, c.batchWait)
+	wctx, cancel := context.WithTimeout(ctx, c.b.Wait)
 	defer cancel()
-	for len(batch) < c.batchSize {
+	for len(batch) < c.b.Size {
 		m, err := c.reader.FetchMessage(wctx)
 		if err != nil {
 			break // the wait is over; a fetch error shows again next time
@@ -231,15 +289,13 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return batch, nil
 }
 
-// process parks bad messages, applies the events (retrying Redis until it
-// answers or ctx ends), then commits the batch.
-func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
+// apply parks bad messages and applies the events, retrying Redis and the
+// dead-letter topic until they answer or ctx ends.
+func (c *Consumer) apply(ctx context.Context, batch []kafka.Message) error {
 	links := make([]trace.Link, 0, len(batch))
 	events := make([]featurestore.Event, 0, len(batch))
 	var parked []kafka.Message
-	lastByPartition := map[int]kafka.Message{}
 	for _, m := range batch {
-		lastByPartition[m.Partition] = m
 		links = append(links, trace.LinkFromContext(eventstream.Context(ctx, m)))
 		e, err := eventstream.Decode(m)
 		if err != nil {
@@ -282,13 +338,19 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
 	}
 	c.m.applied.Add(float64(res.Applied))
 	c.m.duplicates.Add(float64(res.Duplicates))
-	if c.afterApply != nil {
-		c.afterApply()
-	}
+	return nil
+}
+
+// commit commits a batch's offsets and updates the lag of its partitions.
+func (c *Consumer) commit(ctx context.Context, batch []kafka.Message) error {
 	if err := c.reader.CommitMessages(ctx, batch...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
-	for p, m := range lastByPartition {
+	last := map[int]kafka.Message{}
+	for _, m := range batch {
+		last[m.Partition] = m
+	}
+	for p, m := range last {
 		c.m.lag.WithLabelValues(strconv.Itoa(p)).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
 	}
 	return nil
