@@ -71,6 +71,7 @@ type Server struct {
 	local     *bufconn.Listener
 	localConn *grpc.ClientConn
 
+	watches  watches
 	checks   map[string]Check
 	mu       sync.Mutex
 	detail   map[string]string
@@ -103,7 +104,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(rpc.stream(logger)),
+		grpc.ChainStreamInterceptor(rpc.stream(logger), s.watches.intercept),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -337,6 +338,7 @@ func (s *Server) stop(httpSrv *http.Server) {
 	s.stopping = true
 	s.mu.Unlock()
 	s.health.Shutdown()
+	s.watches.stop()
 	s.logger.Info("stopping", "timeout", s.cfg.ShutdownTimeout.String())
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
@@ -360,6 +362,71 @@ func (s *Server) stop(httpSrv *http.Server) {
 		<-grpcDone
 	}
 	s.logger.Info("stopped")
+}
+
+// watches ends health Watch streams when the server stops, each right
+// after it has told its client NOT_SERVING (at once if it already had):
+// GracefulStop waits for every stream, and a watch never ends by itself.
+type watches struct {
+	mu       sync.Mutex
+	stopping bool
+	open     map[*watchStream]bool // stream → it last sent a status other than SERVING
+}
+
+type watchStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	cancel context.CancelFunc
+	w      *watches
+}
+
+func (ws *watchStream) Context() context.Context { return ws.ctx }
+
+func (ws *watchStream) SendMsg(m any) error {
+	err := ws.ServerStream.SendMsg(m)
+	r, _ := m.(*healthpb.HealthCheckResponse)
+	down := r.GetStatus() != healthpb.HealthCheckResponse_SERVING
+	ws.w.mu.Lock()
+	defer ws.w.mu.Unlock()
+	ws.w.open[ws] = down
+	if ws.w.stopping && down {
+		ws.cancel()
+	}
+	return err
+}
+
+func (w *watches) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.FullMethod != healthpb.Health_Watch_FullMethodName {
+		return handler(srv, ss)
+	}
+	ctx, cancel := context.WithCancel(ss.Context())
+	ws := &watchStream{ServerStream: ss, ctx: ctx, cancel: cancel, w: w}
+	w.mu.Lock()
+	if w.open == nil {
+		w.open = map[*watchStream]bool{}
+	}
+	w.open[ws] = false
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.open, ws)
+		w.mu.Unlock()
+		cancel()
+	}()
+	return handler(srv, ws)
+}
+
+// stop ends the watches that already told their client NOT_SERVING; the
+// others end once they have.
+func (w *watches) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopping = true
+	for ws, down := range w.open {
+		if down {
+			ws.cancel()
+		}
+	}
 }
 
 func serveErr(what string, err error) error {

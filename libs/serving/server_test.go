@@ -368,6 +368,64 @@ func TestGracefulStop(t *testing.T) {
 	}
 }
 
+// TestStopEndsHealthWatches: open health Watch streams (clients with
+// client-side health checking keep one per connection) would hold
+// GracefulStop until the shutdown timeout. They are told NOT_SERVING and
+// then ended.
+func TestStopEndsHealthWatches(t *testing.T) {
+	cfg := Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4096, MaxConcurrentStreams: 10,
+		ShutdownTimeout: time.Minute, ReadyInterval: 20 * time.Millisecond}
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := Dial(srv.GRPCAddr().String(), ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	var streams []grpc.ServerStreamingClient[healthpb.HealthCheckResponse]
+	for _, service := range []string{"", LivenessService, "no-such-service"} {
+		w, err := health.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Recv(); err != nil { // the first status: the watch is open
+			t.Fatal(err)
+		}
+		streams = append(streams, w)
+	}
+
+	stop()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for i, w := range streams {
+			for {
+				st, err := w.Recv()
+				if err != nil {
+					break // ended by the server
+				}
+				if st.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("watch %d: SERVING after the stop began", i)
+				}
+			}
+		}
+	}()
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second): // half the shutdown timeout
+		t.Fatal("the health watches are still open: GracefulStop waits for them until the shutdown timeout")
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
 func TestReadiness(t *testing.T) {
 	var broken atomic.Bool
 	broken.Store(true)
