@@ -19,6 +19,18 @@ import (
 
 func (s *Store) activeKey() string { return s.base + "active" }
 
+// active reads the active generation.
+func (s *Store) active(ctx context.Context) (string, error) {
+	g, err := s.rdb.Get(ctx, s.activeKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis: read the active generation: %w", err)
+	}
+	return g, nil
+}
+
 // Generation is the generation the store uses now.
 func (s *Store) Generation() string { return *s.gen.Load() }
 
@@ -28,12 +40,9 @@ func (s *Store) Refresh(ctx context.Context) error {
 	if s.fixed {
 		return nil
 	}
-	g, err := s.rdb.Get(ctx, s.activeKey()).Result()
-	if errors.Is(err, redis.Nil) {
-		g, err = "", nil
-	}
+	g, err := s.active(ctx)
 	if err != nil {
-		return fmt.Errorf("redis: read the active generation: %w", err)
+		return err
 	}
 	if g != s.Generation() {
 		s.gen.Store(&g)
@@ -88,7 +97,7 @@ func (s *Store) CopyStatic(ctx context.Context, to *Store) (int, error) {
 	from, dst := s.keys(), to.keys()
 	var n atomic.Int64 // masters are scanned concurrently
 	scan := func(ctx context.Context, c *redis.Client) error {
-		for _, pattern := range []string{string(from) + "u:{*}", string(from) + "i:{*}"} {
+		for _, pattern := range []string{globEscape(string(from)) + "u:{*}", globEscape(string(from)) + "i:{*}"} {
 			it := c.Scan(ctx, 0, pattern, 500).Iterator()
 			for it.Next(ctx) {
 				key := it.Val()
@@ -116,17 +125,97 @@ func (s *Store) CopyStatic(ctx context.Context, to *Store) (int, error) {
 		}
 		return nil
 	}
-	var err error
-	switch c := s.rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		err = fmt.Errorf("copy static features: unsupported client %T", s.rdb)
-	}
-	if err != nil {
+	if err := s.forEachNode(ctx, scan); err != nil {
 		return int(n.Load()), fmt.Errorf("redis: copy static features: %w", err)
 	}
 	return int(n.Load()), nil
+}
+
+// forEachNode runs f on every node that holds keys, concurrently on a
+// cluster's masters.
+func (s *Store) forEachNode(ctx context.Context, f func(context.Context, *redis.Client) error) error {
+	switch c := s.rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, f)
+	case *redis.Client:
+		return f(ctx, c)
+	}
+	return fmt.Errorf("unsupported Redis client %T", s.rdb)
+}
+
+// DropGeneration deletes every key of generation gen: features, recent
+// clicks, de-duplication markers, trending sets and experiment counters,
+// all that a rebuild leaves behind in the generation it switched away
+// from. It refuses the active generation. deleted, when set, is told of
+// each batch of keys deleted (concurrently from a cluster's masters). It
+// returns how many keys it deleted.
+func (s *Store) DropGeneration(ctx context.Context, gen string, deleted func(n int)) (int, error) {
+	if strings.ContainsAny(gen, "{}") {
+		return 0, invalid("generation %q: must not contain braces", gen)
+	}
+	active, err := s.active(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if gen == active {
+		return 0, invalid("generation %q is the active one; only a generation readers have left can be dropped", gen)
+	}
+	k := keyspace(s.base + gen)
+	// Each pattern starts with the generation's whole prefix and a
+	// character no generation name starts with, so the default generation
+	// "" never matches the keys of "g<millis>:".
+	prefix := globEscape(string(k))
+	patterns := []string{prefix + "u:{*", prefix + "i:{*", prefix + "{trending}*", prefix + "{exp:*"}
+	var n atomic.Int64
+	drop := func(ctx context.Context, c *redis.Client) error {
+		for _, pattern := range patterns {
+			it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			var batch []string
+			flush := func() error {
+				if len(batch) == 0 {
+					return nil
+				}
+				pipe := c.Pipeline()
+				for _, key := range batch { // one key per command: on a cluster, keys of one batch span slots
+					pipe.Unlink(ctx, key)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					return err
+				}
+				n.Add(int64(len(batch)))
+				if deleted != nil {
+					deleted(len(batch))
+				}
+				batch = batch[:0]
+				return nil
+			}
+			for it.Next(ctx) {
+				if batch = append(batch, it.Val()); len(batch) == 1000 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+			if err := errors.Join(it.Err(), flush()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := s.forEachNode(ctx, drop); err != nil {
+		return int(n.Load()), fmt.Errorf("redis: drop generation %q: %w", gen, err)
+	}
+	return int(n.Load()), nil
+}
+
+// globEscape escapes what SCAN MATCH would read as a wildcard.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

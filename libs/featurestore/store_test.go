@@ -307,6 +307,53 @@ func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
+func TestDropGeneration(t *testing.T) {
+	forEachBackend(t, t0, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		old, next := s.WithGeneration(""), s.WithGeneration("g1:")
+		for _, g := range []*Store{old, next} {
+			if err := g.UpsertItems(ctx, []*itemfeaturesv1.ItemAttributes{{ItemId: "i1", Title: "Heat", Categories: []string{"Crime"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.ApplyEvents(ctx, []Event{{ID: "e1", Kind: Click, UserID: "u1", ItemID: "i1", Time: t0, ExperimentID: "x", Arm: "a"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.DropGeneration(ctx, "", nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("dropping the active generation: err = %v, want it refused", err)
+		}
+		if err := s.Switch(ctx, "g1:"); err != nil {
+			t.Fatal(err)
+		}
+		var reported atomic.Int64
+		n, err := s.DropGeneration(ctx, "", func(k int) { reported.Add(int64(k)) })
+		// user hash, recent clicks, item hash, two trending sets, experiment
+		// counters and users, and at least one marker
+		if err != nil || n < 8 || reported.Load() != int64(n) {
+			t.Fatalf("DropGeneration = %d, %v (reported %d); want at least 8 keys, all reported", n, err, reported.Load())
+		}
+		for _, c := range []struct {
+			g    *Store
+			left bool
+		}{{old, false}, {next, true}} {
+			us, err1 := c.g.Users(ctx, []string{"u1"}, nil)
+			is, err2 := c.g.Items(ctx, []string{"i1"}, nil)
+			tr, err3 := c.g.Trending(ctx, "Crime", 10)
+			ex, err4 := c.g.Experiment(ctx, "x")
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				t.Fatal(err)
+			}
+			if got := !us[0].GetMissing() || !is[0].GetMissing() || len(tr) > 0 || len(ex) > 0; got != c.left {
+				t.Errorf("generation %q: features left = %v, want %v (user %v, item %v, trending %v, experiment %v)",
+					c.g.Generation(), got, c.left, !us[0].GetMissing(), !is[0].GetMissing(), tr, ex)
+			}
+		}
+		if err := s.Refresh(ctx); err != nil || s.Generation() != "g1:" {
+			t.Errorf("after the drop the active generation is %q (%v), want g1:", s.Generation(), err)
+		}
+	})
+}
+
 func TestExperimentCounts(t *testing.T) {
 	forEachBackend(t, t0, func(t *testing.T, s *Store, _ redis.UniversalClient) {
 		ctx := context.Background()

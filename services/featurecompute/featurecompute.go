@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/progress"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -53,6 +55,8 @@ type Config struct {
 	// Rebuild, when set, replays the log from that time (or "all") into a
 	// fresh generation, switches to it, and exits.
 	Rebuild string
+	// DropGeneration, when set, deletes that generation's keys and exits.
+	DropGeneration string
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -69,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Batching.Size, "batch-size", 1000, "most events applied in one Redis round trip")
 	fs.DurationVar(&c.Batching.Wait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
 	fs.IntVar(&c.Batching.InFlight, "in-flight", 3, "batches applied to Redis at once (offsets are still committed in order)")
+	fs.StringVar(&c.DropGeneration, "drop-generation", "", "instead of consuming: delete every key of a generation readers have left (a rebuild logs its previous one; \"default\" is the first, unnamed generation)")
 	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; \"all\" or an RFC 3339 time to replay from")
 }
 
@@ -82,6 +87,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeRedis()
+	if cfg.DropGeneration != "" {
+		return dropGeneration(ctx, store, cfg.DropGeneration, logger)
+	}
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = eventstream.EnsureTopics(ectx, cfg.Kafka, cfg.Partitions, cfg.Topic, cfg.DLQ)
 	cancel()
@@ -419,6 +427,31 @@ func rebuild(ctx context.Context, cfg Config, store *featurestore.Store, logger 
 		return err
 	}
 	logger.Info("rebuild done", "generation", res.Generation, "static_entities", res.Static, "replayed", res.Replayed, "caught_up", res.CaughtUp,
-		"old_keys", "the previous generation "+strconv.Quote(res.Previous)+" can be deleted")
+		"old_keys", "delete the previous generation with -drop-generation="+generationFlag(res.Previous))
+	return nil
+}
+
+// generationFlag is how -drop-generation names a generation.
+func generationFlag(gen string) string {
+	if gen == "" {
+		return "default"
+	}
+	return gen
+}
+
+// dropGeneration runs DropGeneration from the -drop-generation flag, with
+// a progress bar.
+func dropGeneration(ctx context.Context, store *featurestore.Store, name string, logger *slog.Logger) error {
+	gen := name
+	if name == "default" {
+		gen = ""
+	}
+	bar := progress.New(os.Stderr, "dropping generation "+name, "keys", 0)
+	n, err := store.DropGeneration(ctx, gen, func(k int) { bar.Add(int64(k)) })
+	if err != nil {
+		return fmt.Errorf("-drop-generation %s: %w", name, err)
+	}
+	bar.Done()
+	logger.Info("generation dropped", "generation", name, "keys_deleted", n)
 	return nil
 }

@@ -60,4 +60,17 @@ func TestRebuild(t *testing.T) {
 		t.Errorf("after the rebuild i7's title = %v, %v; want Heat (static attributes copied)", items, err)
 	}
 	t.Logf("%+v", res)
+
+	// What readers left can go; what they use cannot.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := dropGeneration(ctx, h.store, generationFlag(res.Previous), logger); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := h.store.WithGeneration(res.Previous).Users(ctx, []string{"u1"}, nil); err != nil || !us[0].GetMissing() {
+		t.Errorf("after -drop-generation=%s user u1 there = %v, %v; want missing", generationFlag(res.Previous), us, err)
+	}
+	if err := dropGeneration(ctx, h.store, generationFlag(res.Generation), logger); err == nil {
+		t.Error("-drop-generation of the active generation succeeded")
+	}
+	h.verify(evs, want)
 }
