@@ -10,6 +10,12 @@ PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 BUF      := node_modules/.bin/buf
 GO_TEST_FLAGS ?=
 
+# The Go toolchain every target uses: the newest patch release of the Go
+# that go.mod names. The go command fetches it from the module proxy once
+# (about 76 MB) when the machine's own Go is older; older patches carry
+# standard-library vulnerabilities that govulncheck reports.
+export GOTOOLCHAIN ?= go1.26.10
+
 # ONNX Runtime's shared library, from the npm package onnxruntime-node (the
 # Go module proxy and Debian have none). ORT_LIB may point at any other copy
 # (an official release, a GPU build).
@@ -87,8 +93,29 @@ check-modules: ## build every module alone (GOWORK=off) and check its go.mod is 
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES) tools; do (cd $$m && GOWORK=off go mod tidy); done
 
+# govulncheck (pinned in tools/go.mod) against a pinned snapshot of the Go
+# vulnerability database: the module golang.org/x/vulndb, which the module
+# proxy serves, carries every entry as OSV JSON in data/osv, and
+# govulncheck reads such a folder as its database. To take newer entries,
+# set VULNDB_VERSION to a newer pseudo-version and VULNDB_SUM to the Sum
+# that `go mod download -json golang.org/x/vulndb@<version>` prints.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_SUM     := h1:mfngRv0Yoh0VApsXKEN82CjD99kl7mtparN3bs3JnqI=
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck of every module against the pinned vulnerability database; fails on any finding
+	@mkdir -p .cache/bin
+	GOWORK=off go build -C tools -o $(CURDIR)/.cache/bin/govulncheck golang.org/x/vuln/cmd/govulncheck
+	@info=$$(GOWORK=off go mod download -C tools -json golang.org/x/vulndb@$(VULNDB_VERSION)); \
+	sum=$$(sed -n 's/^[[:space:]]*"Sum": "\(.*\)",*$$/\1/p' <<<"$$info"); \
+	dir=$$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$$/\1/p' <<<"$$info"); \
+	if [ "$$sum" != "$(VULNDB_SUM)" ] || [ ! -d "$$dir/data/osv" ]; then \
+	  echo "golang.org/x/vulndb@$(VULNDB_VERSION): sum $$sum, want $(VULNDB_SUM) (and a data/osv folder)"; exit 1; fi; \
+	echo "govulncheck: database golang.org/x/vulndb@$(VULNDB_VERSION), $$(ls "$$dir/data/osv" | wc -l) entries"; \
+	cd gen && $(CURDIR)/.cache/bin/govulncheck -db "file://$$dir/data/osv" ./... $(foreach m,$(filter-out gen,$(MODULES)),../$(m)/...)
+
 .PHONY: test
-test: ort ui check-generate lint check-modules ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+test: ort ui check-generate lint check-modules vulncheck ## the whole test suite (real Redis/Kafka from the environment, else embedded)
 	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: test-short

@@ -1,13 +1,12 @@
 // Package testenv hands each test a Redis and a Kafka broker of its own:
-// real servers when the environment names them (CI does), containers when a
-// Docker engine answers, a redis-server from PATH, or else the embedded
-// servers (miniredis, kfake). The test log says which one a test got.
+// real servers when the environment names them (CI does; `make deps-up`
+// starts both), a redis-server from PATH, or else the embedded servers
+// (miniredis, kfake). The test log says which one a test got.
 //
 // Environment:
 //
 //	RECSYS_TEST_REDIS_ADDR     host:port of a Redis to use
 //	RECSYS_TEST_KAFKA_BROKERS  comma-separated Kafka bootstrap brokers
-//	RECSYS_TEST_NO_DOCKER=1    skip the Docker probe
 package testenv
 
 import (
@@ -20,15 +19,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/segmentio/kafka-go"
-	"github.com/testcontainers/testcontainers-go"
-	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
-	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -37,10 +32,9 @@ type Kind string
 
 // The backends, in the order they are tried.
 const (
-	FromEnv   Kind = "environment"
-	Container Kind = "container"
-	Process   Kind = "redis-server process"
-	Embedded  Kind = "embedded"
+	FromEnv  Kind = "environment"
+	Process  Kind = "redis-server process"
+	Embedded Kind = "embedded"
 )
 
 // Redis is one test's Redis. Keys the test writes must start with Prefix,
@@ -61,19 +55,6 @@ func NewRedis(t testing.TB) *Redis {
 	switch {
 	case os.Getenv("RECSYS_TEST_REDIS_ADDR") != "":
 		r.Addr, r.Kind = os.Getenv("RECSYS_TEST_REDIS_ADDR"), FromEnv
-	case dockerAvailable():
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		c, err := tcredis.Run(ctx, "redis:7.4")
-		testcontainers.CleanupContainer(t, c)
-		if err != nil {
-			t.Fatalf("testenv: start Redis container: %v", err)
-		}
-		url, err := c.ConnectionString(ctx)
-		if err != nil {
-			t.Fatalf("testenv: Redis container address: %v", err)
-		}
-		r.Addr, r.Kind = strings.TrimPrefix(url, "redis://"), Container
 	default:
 		if path, err := exec.LookPath("redis-server"); err == nil {
 			r.Addr, r.Kind = StartRedisServer(t, path), Process
@@ -123,18 +104,6 @@ func NewKafka(t testing.TB) *Kafka {
 	switch {
 	case os.Getenv("RECSYS_TEST_KAFKA_BROKERS") != "":
 		k.Brokers, k.Kind = strings.Split(os.Getenv("RECSYS_TEST_KAFKA_BROKERS"), ","), FromEnv
-	case dockerAvailable():
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("recsys-test"))
-		testcontainers.CleanupContainer(t, c)
-		if err != nil {
-			t.Fatalf("testenv: start Kafka container: %v", err)
-		}
-		if k.Brokers, err = c.Brokers(ctx); err != nil {
-			t.Fatalf("testenv: Kafka container address: %v", err)
-		}
-		k.Kind = Container
 	default:
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.AllowAutoTopicCreation())
 		if err != nil {
@@ -173,31 +142,6 @@ func (k *Kafka) Topic(t testing.TB, name string, partitions int) string {
 	}
 	return topic
 }
-
-var docker = sync.OnceValue(func() bool {
-	if os.Getenv("RECSYS_TEST_NO_DOCKER") != "" {
-		return false
-	}
-	// The Docker client is installed on machines without an engine: probe
-	// the engine itself, briefly, once per test binary.
-	ok := func() (ok bool) {
-		defer func() {
-			if recover() != nil {
-				ok = false
-			}
-		}()
-		p, err := testcontainers.ProviderDocker.GetProvider()
-		if err != nil {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		return p.Health(ctx) == nil
-	}()
-	return ok
-})
-
-func dockerAvailable() bool { return docker() }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
