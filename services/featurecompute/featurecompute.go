@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Batching.Wait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
 	fs.IntVar(&c.Batching.InFlight, "in-flight", 3, "batches applied to Redis at once (offsets are still committed in order)")
 	fs.StringVar(&c.DropGeneration, "drop-generation", "", "instead of consuming: delete every key of a generation readers have left (a rebuild logs its previous one; \"default\" is the first, unnamed generation)")
-	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; \"all\" or an RFC 3339 time to replay from")
+	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; replay from: \"all\", an RFC 3339 time, or partition=offset pairs such as 0=1200,1=980")
 }
 
 // Run consumes and serves health and metrics until ctx is done.
@@ -414,21 +415,45 @@ func headerValue(m kafka.Message, key string) string {
 
 // rebuild runs Rebuild from the -rebuild flag and reports it.
 func rebuild(ctx context.Context, cfg Config, store *featurestore.Store, logger *slog.Logger) error {
-	var from time.Time
-	if cfg.Rebuild != "all" {
-		t, err := time.Parse(time.RFC3339, cfg.Rebuild)
-		if err != nil {
-			return fmt.Errorf("-rebuild %q: want \"all\" or an RFC 3339 time such as 2026-11-28T00:00:00Z", cfg.Rebuild)
-		}
-		from = t
+	rc, err := parseRebuild(cfg.Rebuild)
+	if err != nil {
+		return err
 	}
-	res, err := Rebuild(ctx, RebuildConfig{Brokers: cfg.Kafka, Topic: cfg.Topic, From: from, Settle: 3 * time.Second}, store, logger)
+	rc.Brokers, rc.Topic, rc.Settle = cfg.Kafka, cfg.Topic, 3*time.Second
+	res, err := Rebuild(ctx, rc, store, logger)
 	if err != nil {
 		return err
 	}
 	logger.Info("rebuild done", "generation", res.Generation, "static_entities", res.Static, "replayed", res.Replayed, "caught_up", res.CaughtUp,
 		"old_keys", "delete the previous generation with -drop-generation="+generationFlag(res.Previous))
 	return nil
+}
+
+// parseRebuild reads the -rebuild flag: "all", an RFC 3339 time, or
+// partition=offset pairs.
+func parseRebuild(v string) (RebuildConfig, error) {
+	var rc RebuildConfig
+	if v == "all" {
+		return rc, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		rc.From = t
+		return rc, nil
+	}
+	if strings.Contains(v, "=") {
+		rc.FromOffsets = eventstream.Offsets{}
+		for pair := range strings.SplitSeq(v, ",") {
+			ps, offs, _ := strings.Cut(pair, "=")
+			p, err1 := strconv.Atoi(ps)
+			off, err2 := strconv.ParseInt(offs, 10, 64)
+			if err1 != nil || err2 != nil || p < 0 || off < 0 {
+				return rc, fmt.Errorf("-rebuild %q: %q is not partition=offset (two whole numbers ≥ 0, such as 0=1200)", v, pair)
+			}
+			rc.FromOffsets[p] = off
+		}
+		return rc, nil
+	}
+	return rc, fmt.Errorf("-rebuild %q: want \"all\", an RFC 3339 time such as 2026-11-28T00:00:00Z, or partition=offset pairs such as 0=1200,1=980", v)
 }
 
 // generationFlag is how -drop-generation names a generation.

@@ -18,6 +18,9 @@ type RebuildConfig struct {
 	Topic   string
 	// From is the earliest event time replayed; zero replays the whole log.
 	From time.Time
+	// FromOffsets, when set, is where each partition's replay starts
+	// (partitions it does not name start at their first offset).
+	FromOffsets eventstream.Offsets
 	// Settle is how long readers take to follow a switch (their refresh
 	// interval, with margin).
 	Settle time.Duration
@@ -53,6 +56,13 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *featurestore.Store, 
 	start, err := eventstream.Starts(ctx, cfg.Brokers, cfg.Topic, cfg.From)
 	if err != nil {
 		return res, err
+	}
+	for p, off := range cfg.FromOffsets {
+		first, ok := start[p]
+		if !ok {
+			return res, fmt.Errorf("rebuild from offset %d of partition %d: topic %s has %d partitions (0..%d)", off, p, cfg.Topic, len(start), len(start)-1)
+		}
+		start[p] = max(first, off) // what retention deleted is gone
 	}
 	mid, err := eventstream.Ends(ctx, cfg.Brokers, cfg.Topic)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +75,57 @@ func TestRebuild(t *testing.T) {
 		t.Error("-drop-generation of the active generation succeeded")
 	}
 	h.verify(evs, want)
+}
+
+// TestRebuildFromOffsets replays each partition from a given offset: the
+// new generation counts exactly the events from there on.
+func TestRebuildFromOffsets(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	evs, _ := burst(300)
+	h.produce(encodeAll(t, evs))
+	rc, err := parseRebuild("0=20,1=20,2=20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Brokers, rc.Topic = h.brokers, h.topic
+	res, err := Rebuild(ctx, rc, h.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.Refresh(ctx); err != nil { // follow the switch
+		t.Fatal(err)
+	}
+	if res.Replayed != 300-3*20 || total(h.counts()) != 300-3*20 {
+		t.Errorf("rebuild from offset 20 of each of 3 partitions replayed %d events and counts %d; want %d", res.Replayed, total(h.counts()), 300-3*20)
+	}
+	rc.FromOffsets = map[int]int64{7: 0}
+	if _, err := Rebuild(ctx, rc, h.store, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "has 3 partitions") {
+		t.Errorf("rebuild from partition 7 of 3: err = %v, want it refused naming the partitions", err)
+	}
+}
+
+func TestParseRebuild(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want RebuildConfig
+		err  string
+	}{
+		{in: "all"},
+		{in: "2026-11-28T00:00:00Z", want: RebuildConfig{From: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}},
+		{in: "0=1200,2=7", want: RebuildConfig{FromOffsets: map[int]int64{0: 1200, 2: 7}}},
+		{in: "0=-1", err: `"0=-1" is not partition=offset`},
+		{in: "yesterday", err: "want \"all\", an RFC 3339 time"},
+	} {
+		got, err := parseRebuild(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("parseRebuild(%q) error = %v, want one containing %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !got.From.Equal(c.want.From) || !maps.Equal(got.FromOffsets, c.want.FromOffsets) {
+			t.Errorf("parseRebuild(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
 }
