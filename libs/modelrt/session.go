@@ -44,6 +44,7 @@ func LibraryPath() string {
 var (
 	initOnce sync.Once
 	initErr  error
+	libDir   string // the folder of the library Init loaded
 )
 
 // Init loads the ONNX Runtime library at path and creates the process-wide
@@ -51,6 +52,7 @@ var (
 // outcome.
 func Init(path string) error {
 	initOnce.Do(func() {
+		libDir = filepath.Dir(path)
 		if _, err := os.Stat(path); err != nil {
 			initErr = fmt.Errorf("ONNX Runtime library %s: %w (run `make ort`, or set ORT_LIB to a libonnxruntime.so)", path, err)
 			return
@@ -100,6 +102,15 @@ type Session struct {
 	FallbackReason string
 }
 
+// cudaProviderLibrary is the CUDA provider that GPU builds of ONNX Runtime
+// ship next to libonnxruntime.so.1.
+const cudaProviderLibrary = "libonnxruntime_providers_cuda.so"
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // ErrNoCUDA says the CUDA execution provider could not start.
 var ErrNoCUDA = errors.New("CUDA execution provider unavailable")
 
@@ -119,6 +130,11 @@ func OpenSession(model, input, output string, width int, opts SessionOptions) (*
 			}
 		}
 		if p == CUDA {
+			// ONNX Runtime loads its CUDA provider from its own folder;
+			// without it, it would only log an error to stderr and fail.
+			if lib := filepath.Join(libDir, cudaProviderLibrary); !fileExists(lib) {
+				return nil, fmt.Errorf("%w: %s is missing (this ONNX Runtime build has no CUDA provider: set ORT_LIB to a GPU build's libonnxruntime.so.1)", ErrNoCUDA, lib)
+			}
 			cuda, err := ort.NewCUDAProviderOptions()
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrNoCUDA, err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
@@ -62,6 +63,11 @@ func TestAutoFallsBackToCPU(t *testing.T) {
 	defer s.Close()
 	if s.Provider() == CPU && s.FallbackReason == "" {
 		t.Error("auto chose the CPU without saying why")
+	}
+	// Without the provider library (the npm build) the reason names it,
+	// and ONNX Runtime is not asked (it would log an error to stderr).
+	if !fileExists(filepath.Join(libDir, cudaProviderLibrary)) && !strings.Contains(s.FallbackReason, cudaProviderLibrary+" is missing") {
+		t.Errorf("fallback reason %q does not name the missing %s", s.FallbackReason, cudaProviderLibrary)
 	}
 	t.Logf("auto chose %s (%s)", s.Provider(), s.FallbackReason)
 }
