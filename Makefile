@@ -10,11 +10,13 @@ PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 BUF      := node_modules/.bin/buf
 GO_TEST_FLAGS ?=
 
-# The Go toolchain every target uses: the newest patch release of the Go
-# that go.mod names. The go command fetches it from the module proxy once
-# (about 76 MB) when the machine's own Go is older; older patches carry
-# standard-library vulnerabilities that govulncheck reports.
-export GOTOOLCHAIN ?= go1.26.10
+# The Go toolchain every target uses: at least the newest patch release of
+# the Go that go.mod names. The go command fetches it from the module proxy
+# once (about 76 MB) when the machine's own Go is older; older patches carry
+# standard-library vulnerabilities that govulncheck reports. It overrides
+# GOTOOLCHAIN=local from the environment (Go's container images set it);
+# `make GOTOOLCHAIN=... target` still picks another.
+export GOTOOLCHAIN := go1.26.10+auto
 
 # ONNX Runtime's shared library, from the npm package onnxruntime-node (the
 # Go module proxy and Debian have none). ORT_LIB may point at any other copy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -150,8 +151,8 @@ func (s *Store) forEachNode(ctx context.Context, f func(context.Context, *redis.
 // each batch of keys deleted (concurrently from a cluster's masters). It
 // returns how many keys it deleted.
 func (s *Store) DropGeneration(ctx context.Context, gen string, deleted func(n int)) (int, error) {
-	if strings.ContainsAny(gen, "{}") {
-		return 0, invalid("generation %q: must not contain braces", gen)
+	if !generationName.MatchString(gen) {
+		return 0, invalid("generation %q: want \"\" (the first) or g<digits>: as a rebuild names them", gen)
 	}
 	active, err := s.active(ctx)
 	if err != nil {
@@ -208,14 +209,18 @@ func (s *Store) DropGeneration(ctx context.Context, gen string, deleted func(n i
 	return int(n.Load()), nil
 }
 
+// generationName matches the generations there are: "" and a rebuild's
+// "g<millis>:".
+var generationName = regexp.MustCompile(`^(g[0-9]+:)?$`)
+
 // globEscape escapes what SCAN MATCH would read as a wildcard.
 func globEscape(s string) string {
 	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
+	for i := range len(s) { // bytes: a namespace need not be UTF-8
+		if strings.IndexByte(`*?[]\`, s[i]) >= 0 {
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }

@@ -319,8 +319,10 @@ func TestDropGeneration(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.DropGeneration(ctx, "", nil); !errors.Is(err, ErrInvalid) {
-			t.Errorf("dropping the active generation: err = %v, want it refused", err)
+		for _, gen := range []string{"", "g1", "g1:*"} { // the active one; not generation names
+			if _, err := s.DropGeneration(ctx, gen, nil); !errors.Is(err, ErrInvalid) {
+				t.Errorf("DropGeneration(%q): err = %v, want it refused", gen, err)
+			}
 		}
 		if err := s.Switch(ctx, "g1:"); err != nil {
 			t.Fatal(err)

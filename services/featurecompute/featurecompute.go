@@ -116,12 +116,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	var consumeErr error
 	cctx, stopConsumer := context.WithCancel(ctx)
+	sctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	wg.Go(func() {
 		consumeErr = c.Run(cctx)
 		reader.Close()
+		if consumeErr != nil {
+			// A stream processor without its consumer must not look
+			// healthy: stop, and exit with the error (to be restarted).
+			logger.Error("the consumer stopped; shutting down", "err", consumeErr)
+			stopServing()
+		}
 	})
 	wg.Go(func() { store.Follow(cctx, time.Second, logger) })
-	err = srv.Run(ctx)
+	err = srv.Run(sctx)
 	stopConsumer()
 	wg.Wait()
 	return errors.Join(err, consumeErr)
@@ -448,6 +456,9 @@ func parseRebuild(v string) (RebuildConfig, error) {
 			off, err2 := strconv.ParseInt(offs, 10, 64)
 			if err1 != nil || err2 != nil || p < 0 || off < 0 {
 				return rc, fmt.Errorf("-rebuild %q: %q is not partition=offset (two whole numbers ≥ 0, such as 0=1200)", v, pair)
+			}
+			if _, dup := rc.FromOffsets[p]; dup {
+				return rc, fmt.Errorf("-rebuild %q: partition %d is given twice", v, p)
 			}
 			rc.FromOffsets[p] = off
 		}

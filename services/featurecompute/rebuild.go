@@ -84,6 +84,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *featurestore.Store, 
 	if err != nil {
 		return res, err
 	}
+	for p, off := range start { // an offset past the first replay's end
+		mid[p] = max(mid[p], off)
+	}
 	if res.CaughtUp, err = replay(ctx, cfg, target, mid, end); err != nil {
 		return res, err
 	}

@@ -115,6 +115,7 @@ func TestParseRebuild(t *testing.T) {
 		{in: "2026-11-28T00:00:00Z", want: RebuildConfig{From: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}},
 		{in: "0=1200,2=7", want: RebuildConfig{FromOffsets: map[int]int64{0: 1200, 2: 7}}},
 		{in: "0=-1", err: `"0=-1" is not partition=offset`},
+		{in: "0=1,0=2", err: "partition 0 is given twice"},
 		{in: "yesterday", err: "want \"all\", an RFC 3339 time"},
 	} {
 		got, err := parseRebuild(c.in)
