@@ -77,7 +77,7 @@ func (s *Store) Follow(ctx context.Context, every time.Duration, logger *slog.Lo
 // WithGeneration returns a store over the same Redis pinned to generation
 // gen (a rebuild's target).
 func (s *Store) WithGeneration(gen string) *Store {
-	t := &Store{rdb: s.rdb, base: s.base, fixed: true, oneNode: s.oneNode, now: s.now}
+	t := &Store{rdb: s.rdb, base: s.base, fixed: true, now: s.now}
 	t.gen.Store(&gen)
 	return t
 }
@@ -96,50 +96,68 @@ func (s *Store) Switch(ctx context.Context, gen string) error {
 // generation into to's, and returns how many entities it copied.
 func (s *Store) CopyStatic(ctx context.Context, to *Store) (int, error) {
 	from, dst := s.keys(), to.keys()
+	prefix := globEscape(string(from))
 	var n atomic.Int64 // masters are scanned concurrently
-	scan := func(ctx context.Context, c *redis.Client) error {
-		for _, pattern := range []string{globEscape(string(from)) + "u:{*}", globEscape(string(from)) + "i:{*}"} {
-			it := c.Scan(ctx, 0, pattern, 500).Iterator()
-			for it.Next(ctx) {
-				key := it.Val()
-				h, err := c.HGetAll(ctx, key).Result()
-				if err != nil {
-					return err
-				}
-				var fields []any
-				for f, v := range h {
-					if strings.HasPrefix(f, profileTag) || strings.HasPrefix(f, attrTag) {
-						fields = append(fields, f, v)
-					}
-				}
-				if len(fields) == 0 {
-					continue
-				}
-				if err := s.rdb.HSet(ctx, string(dst)+strings.TrimPrefix(key, string(from)), fields...).Err(); err != nil {
-					return err
-				}
-				n.Add(1)
-			}
-			if err := it.Err(); err != nil {
+	err := s.scanKeys(ctx, []string{prefix + "u:{*}", prefix + "i:{*}"}, func(ctx context.Context, c *redis.Client, keys []string) error {
+		for _, key := range keys {
+			h, err := c.HGetAll(ctx, key).Result()
+			if err != nil {
 				return err
 			}
+			var fields []any
+			for f, v := range h {
+				if strings.HasPrefix(f, profileTag) || strings.HasPrefix(f, attrTag) {
+					fields = append(fields, f, v)
+				}
+			}
+			if len(fields) == 0 {
+				continue
+			}
+			if err := s.rdb.HSet(ctx, string(dst)+strings.TrimPrefix(key, string(from)), fields...).Err(); err != nil {
+				return err
+			}
+			n.Add(1)
 		}
 		return nil
-	}
-	if err := s.forEachNode(ctx, scan); err != nil {
+	})
+	if err != nil {
 		return int(n.Load()), fmt.Errorf("redis: copy static features: %w", err)
 	}
 	return int(n.Load()), nil
 }
 
-// forEachNode runs f on every node that holds keys, concurrently on a
-// cluster's masters.
-func (s *Store) forEachNode(ctx context.Context, f func(context.Context, *redis.Client) error) error {
+// scanKeys hands f the keys matching each pattern, in batches of up to
+// 1000, from every node that holds keys (a cluster's masters
+// concurrently), with the node's own client.
+func (s *Store) scanKeys(ctx context.Context, patterns []string, f func(context.Context, *redis.Client, []string) error) error {
+	scan := func(ctx context.Context, c *redis.Client) error {
+		for _, pattern := range patterns {
+			it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			batch := make([]string, 0, 1000)
+			for it.Next(ctx) {
+				if batch = append(batch, it.Val()); len(batch) == cap(batch) {
+					if err := f(ctx, c, batch); err != nil {
+						return err
+					}
+					batch = batch[:0]
+				}
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+			if len(batch) > 0 {
+				if err := f(ctx, c, batch); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	switch c := s.rdb.(type) {
 	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, f)
+		return c.ForEachMaster(ctx, scan)
 	case *redis.Client:
-		return f(ctx, c)
+		return scan(ctx, c)
 	}
 	return fmt.Errorf("unsupported Redis client %T", s.rdb)
 }
@@ -161,49 +179,26 @@ func (s *Store) DropGeneration(ctx context.Context, gen string, deleted func(n i
 	if gen == active {
 		return 0, invalid("generation %q is the active one; only a generation readers have left can be dropped", gen)
 	}
-	k := keyspace(s.base + gen)
 	// Each pattern starts with the generation's whole prefix and a
 	// character no generation name starts with, so the default generation
 	// "" never matches the keys of "g<millis>:".
-	prefix := globEscape(string(k))
-	patterns := []string{prefix + "u:{*", prefix + "i:{*", prefix + "{trending}*", prefix + "{exp:*"}
+	prefix := globEscape(s.base + gen)
 	var n atomic.Int64
-	drop := func(ctx context.Context, c *redis.Client) error {
-		for _, pattern := range patterns {
-			it := c.Scan(ctx, 0, pattern, 1000).Iterator()
-			var batch []string
-			flush := func() error {
-				if len(batch) == 0 {
-					return nil
-				}
-				pipe := c.Pipeline()
-				for _, key := range batch { // one key per command: on a cluster, keys of one batch span slots
-					pipe.Unlink(ctx, key)
-				}
-				if _, err := pipe.Exec(ctx); err != nil {
-					return err
-				}
-				n.Add(int64(len(batch)))
-				if deleted != nil {
-					deleted(len(batch))
-				}
-				batch = batch[:0]
-				return nil
-			}
-			for it.Next(ctx) {
-				if batch = append(batch, it.Val()); len(batch) == 1000 {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-			if err := errors.Join(it.Err(), flush()); err != nil {
-				return err
-			}
+	err = s.scanKeys(ctx, []string{prefix + "u:{*", prefix + "i:{*", prefix + "{trending}*", prefix + "{exp:*"}, func(ctx context.Context, c *redis.Client, keys []string) error {
+		pipe := c.Pipeline()
+		for _, key := range keys { // one key per command: on a cluster, a batch spans slots
+			pipe.Unlink(ctx, key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		n.Add(int64(len(keys)))
+		if deleted != nil {
+			deleted(len(keys))
 		}
 		return nil
-	}
-	if err := s.forEachNode(ctx, drop); err != nil {
+	})
+	if err != nil {
 		return int(n.Load()), fmt.Errorf("redis: drop generation %q: %w", gen, err)
 	}
 	return int(n.Load()), nil

@@ -46,10 +46,9 @@ type Store struct {
 	// gen is the generation in use: keys are <base><gen>... Readers and
 	// the stream processor follow the generation that <base>active names
 	// (Follow), so a rebuild can switch them all at once.
-	gen     atomic.Pointer[string]
-	fixed   bool // gen is pinned (a rebuild's target)
-	oneNode bool // every key on one server: an event is one script call
-	now     func() time.Time
+	gen   atomic.Pointer[string]
+	fixed bool // gen is pinned (a rebuild's target)
+	now   func() time.Time
 }
 
 // Option configures a Store.
@@ -64,8 +63,7 @@ func New(rdb redis.UniversalClient, namespace string, opts ...Option) (*Store, e
 	if strings.ContainsAny(namespace, "{}") {
 		return nil, fmt.Errorf("feature store namespace %q: must not contain braces", namespace)
 	}
-	_, oneNode := rdb.(*redis.Client)
-	s := &Store{rdb: rdb, base: namespace, oneNode: oneNode, now: time.Now}
+	s := &Store{rdb: rdb, base: namespace, now: time.Now}
 	empty := ""
 	s.gen.Store(&empty)
 	for _, o := range opts {
@@ -87,6 +85,13 @@ func (s *Store) Ping(ctx context.Context) error {
 type keyspace string
 
 func (s *Store) keys() keyspace { return keyspace(s.base + *s.gen.Load()) }
+
+// oneNode says every key is on one server (not Redis Cluster), so one
+// script may touch keys of any slot: an event is then one script call.
+func (s *Store) oneNode() bool {
+	_, ok := s.rdb.(*redis.Client)
+	return ok
+}
 
 func (k keyspace) userKey(id string) string   { return string(k) + "u:{" + id + "}" }
 func (k keyspace) recentKey(id string) string { return string(k) + "u:{" + id + "}:recent" }

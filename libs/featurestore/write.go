@@ -319,10 +319,11 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 	}
 	ttl := int64(DedupWindow.Seconds())
 	calls := make([]int, len(events)) // script calls per event
+	oneNode := s.oneNode()
 	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
 		for i, e := range events {
 			parts := eventParts(k, e, cats[e.ItemID])
-			if s.oneNode {
+			if oneNode {
 				// One marker for the whole event: the user part's.
 				keys, args := []string{parts[1].marker}, []any{ttl}
 				for _, pt := range parts {

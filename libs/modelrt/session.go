@@ -29,8 +29,7 @@ func LibraryPath() string {
 		return DefaultLibrary
 	}
 	for {
-		p := filepath.Join(dir, DefaultLibrary)
-		if _, err := os.Stat(p); err == nil {
+		if p := filepath.Join(dir, DefaultLibrary); fileExists(p) {
 			return p
 		}
 		parent := filepath.Dir(dir)
