@@ -12,8 +12,10 @@ import (
 // Rows writes one input row per item into dst (grown as needed) exactly as
 // the metadata says, and returns it: len(items) × len(Features) floats,
 // row-major. user or an item may be nil (its features unknown): defaults
-// are used. The user's part of each row is computed once.
-func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []string, items []*featurev1.FeatureSet, dst []float32) []float32 {
+// are used. signals are the retrieval stage's per-candidate signals
+// (signals[name][r] belongs to itemIDs[r]; nil or a missing name: the
+// features' defaults). The user's part of each row is computed once.
+func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []string, items []*featurev1.FeatureSet, signals map[string][]float32, dst []float32) []float32 {
 	cols := m.columns()
 	width := len(cols)
 	dst = slices.Grow(dst[:0], len(itemIDs)*width)[:len(itemIDs)*width]
@@ -47,6 +49,11 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 					if slices.Contains(recent, id) {
 						row[c] = 1
 					}
+				}
+			case colRetrieval:
+				row[c] = col.Default
+				if v := signals[col.name]; r < len(v) {
+					row[c] = m.transform(col.Feature, float64(v[r]), "", false)
 				}
 			case colAffinity:
 				row[c] = col.Default
@@ -84,6 +91,7 @@ const (
 	colItemCategory
 	colAffinity
 	colRecent
+	colRetrieval // name: the signal
 )
 
 func (c column) userOnly() bool {
@@ -108,6 +116,10 @@ func (m *Metadata) columns() []column {
 			case "user_item.recent_click":
 				c.kind = colRecent
 			default:
+				if sig, ok := strings.CutPrefix(f.Source, "retrieval."); ok {
+					c.kind, c.name = colRetrieval, sig
+					break
+				}
 				user := strings.HasPrefix(f.Source, "user.")
 				c.name = strings.TrimPrefix(strings.TrimPrefix(f.Source, "user."), "item.")
 				switch {

@@ -13,7 +13,7 @@ func FuzzParseMetadata(f *testing.F) {
 		if err != nil {
 			return
 		}
-		rows := m.Rows("u", nil, []string{"i1", "i2"}, nil, nil)
+		rows := m.Rows("u", nil, []string{"i1", "i2"}, nil, nil, nil)
 		if len(rows) != 2*len(m.Features) {
 			t.Fatalf("Rows gave %d floats for 2 items of width %d", len(rows), len(m.Features))
 		}

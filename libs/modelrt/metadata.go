@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/recsys/recsys/libs/retrieval"
 )
 
 // Metadata is a model version's metadata.json: the contract between
@@ -45,8 +47,10 @@ type Metadata struct {
 // "item.<feature>" (a feature of the feature store), "user_id", "item_id",
 // "item.category" (the item's first category),
 // "user_item.category_affinity" (the user's affinity summed over the item's
-// categories) or "user_item.recent_click" (1 when the item is among the
-// user's recent clicks).
+// categories), "user_item.recent_click" (1 when the item is among the
+// user's recent clicks) or "retrieval.<signal>" (a signal of the retrieval
+// stage for the candidate, one of retrieval.Signals; the default when the
+// version has no retrieval index or the candidate did not come from it).
 type Feature struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
@@ -137,6 +141,9 @@ func validSource(s string) bool {
 	switch s {
 	case "user_id", "item_id", "item.category", "user_item.category_affinity", "user_item.recent_click":
 		return true
+	}
+	if rest, ok := strings.CutPrefix(s, "retrieval."); ok {
+		return slices.Contains(retrieval.Signals, rest)
 	}
 	for _, p := range []string{"user.", "item."} {
 		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" {

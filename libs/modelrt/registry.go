@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recsys/recsys/libs/retrieval"
 )
 
 // State is where a model version is in its life.
@@ -37,6 +39,9 @@ func (s State) String() string {
 type Version struct {
 	Name, Version, Dir string
 	Meta               *Metadata
+	// Retrieval is the version's retrieval index (retrieval.FileName in
+	// its folder), nil when it has none: it then serves from trending.
+	Retrieval *retrieval.Index
 
 	mu       sync.RWMutex // Score holds it shared; load and unload exclusively
 	session  *Session
@@ -294,6 +299,13 @@ func (r *Registry) load(v *Version) {
 		fail(err)
 		return
 	}
+	var index *retrieval.Index
+	if path := filepath.Join(v.Dir, retrieval.FileName); fileExists(path) {
+		if index, err = retrieval.Read(path); err != nil {
+			fail(err)
+			return
+		}
+	}
 	s, err := OpenSession(model, meta.Input, meta.Output, len(meta.Features), r.cfg.Session)
 	if err != nil {
 		fail(err)
@@ -303,7 +315,7 @@ func (r *Registry) load(v *Version) {
 		r.logger.Warn("execution provider auto chose the CPU", "version", v.Version, "reason", s.FallbackReason)
 	}
 	v.mu.Lock()
-	v.Meta, v.session, v.state = meta, s, Warming
+	v.Meta, v.Retrieval, v.session, v.state = meta, index, s, Warming
 	v.infer = r.infer.WithLabelValues(v.Version, string(s.Provider()))
 	v.mu.Unlock()
 

@@ -87,7 +87,7 @@ var shared = map[string]bool{"redis": true, "kafka": true}
 const (
 	worldUsers    = 1000
 	worldItems    = 400
-	worldSessions = 12000
+	worldInteractions = 30000
 )
 
 // RegisterFlags adds every service's flags to fs, each under its name, and
@@ -228,7 +228,7 @@ func initialModel(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("the model registry is empty: training a first model on the demo world", "registry", dir)
 	_, err := trainer.Train(ctx, trainer.Config{ModelRoot: cfg.Ranking.ModelRoot, ModelName: cfg.Ranking.ModelName, Version: "v1",
-		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Sessions: worldSessions, Epochs: 3, Dim: 8, MaxSamples: 1_000_000}, os.Stderr)
+		WorldSeed: cfg.WorldSeed, Users: worldUsers, Items: worldItems, Interactions: worldInteractions, Epochs: 4, Dim: 16}, os.Stderr)
 	return err
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/recsys/recsys/libs/featureservice"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
@@ -116,7 +117,7 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
 	reg.Scan()
 	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(conn), itemfeaturesv1.NewItemFeatureServiceClient(conn), reg,
-		experiment.Default(), nil, time.Second, logger, prometheus.NewRegistry())
+		experiment.Default(), nil, Options{FeatureTimeout: time.Second, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
 	return &benchRig{r: r, store: store, reg: reg, root: root, ids: ids, trips: &trips, health: healthpb.NewHealthClient(conn)}
 }
 
@@ -135,7 +136,7 @@ func BenchmarkRank500(b *testing.B) {
 	v, _ := reg.Latest()
 	userSet, _ := store.Users(ctx, []string{"bench-user"}, nil)
 	itemSets, _ := store.Items(ctx, ids, nil)
-	rows := v.Meta.Rows("bench-user", userSet[0], ids, itemSets, nil)
+	rows := v.Meta.Rows("bench-user", userSet[0], ids, itemSets, nil, nil)
 	so, _ := ort.NewSessionOptions()
 	so.SetIntraOpNumThreads(1) // as the ranking service runs it
 	defer so.Destroy()
@@ -154,7 +155,7 @@ func BenchmarkRank500(b *testing.B) {
 		in.Destroy()
 	}
 	var buf, scores []float32
-	assemble := func() { buf = v.Meta.Rows("bench-user", userSet[0], ids, itemSets, buf) }
+	assemble := func() { buf = v.Meta.Rows("bench-user", userSet[0], ids, itemSets, nil, buf) }
 	infer := func() {
 		if scores, err = v.Score(rows, scores); err != nil {
 			b.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/recsys/recsys/libs/featureservice"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
 )
@@ -86,7 +87,7 @@ func newFaultRig(t *testing.T) *faultRig {
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
 	reg.Scan()
 	users := userfeaturesv1.NewUserFeatureServiceClient(conn)
-	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(conn), reg, experiment.Default(), nil, 50*time.Millisecond, logger, prometheus.NewRegistry())
+	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(conn), reg, experiment.Default(), nil, Options{FeatureTimeout: 50 * time.Millisecond, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
 	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: "http://" + fsrv.HTTPAddr().String() + "/readyz", ids: ids}
 }
 

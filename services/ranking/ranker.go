@@ -28,6 +28,7 @@ import (
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 )
 
 // Limits of the ranking API.
@@ -35,7 +36,6 @@ const (
 	MaxCandidates          = 2000
 	DefaultRecommendLimit  = 10
 	MaxRecommendLimit      = 100
-	DefaultMaxPerCategory  = 3
 	retrievalTrending      = 200
 	retrievalPerCategory   = 50
 	retrievalTopCategories = 3
@@ -54,15 +54,29 @@ type Ranker struct {
 	exp            atomic.Pointer[experiment.Config]
 	served         *ServedLog // nil: feature logging off
 	featureTimeout time.Duration
+	opts           Options
 	logger         *slog.Logger
 	m              *metrics
 	buffers        sync.Pool // *[]float32 feature rows
+}
+
+// Options shape Recommend.
+type Options struct {
+	// FeatureTimeout is the deadline of feature fetches; past it the
+	// ranking uses defaults.
+	FeatureTimeout time.Duration
+	// Quotas bound each retrieval source's candidates.
+	Quotas retrieval.Quotas
+	// MaxPerCategory caps the items of one (first) category in a
+	// recommendation when the request does not say; 0: no cap.
+	MaxPerCategory int
 }
 
 type metrics struct {
 	latency    *prometheus.HistogramVec
 	candidates prometheus.Histogram
 	fallbacks  *prometheus.CounterVec
+	retrieved  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -82,14 +96,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Degraded answers: features (a feature service slow or down, defaults used) or model (no model, trending order).",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.latency, m.candidates, m.fallbacks)
+	m.retrieved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_retrieval_candidates_total",
+		Help: "Candidates Recommend ranked, by the retrieval source that proposed them.",
+	}, []string{"source"})
+	reg.MustRegister(m.latency, m.candidates, m.fallbacks, m.retrieved)
 	return m
 }
 
 // NewRanker wires a ranker. served may be nil.
 func NewRanker(users userfeaturesv1.UserFeatureServiceClient, items itemfeaturesv1.ItemFeatureServiceClient, models *modelrt.Registry,
-	exp *experiment.Config, served *ServedLog, featureTimeout time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Ranker {
-	r := &Ranker{users: users, items: items, models: models, served: served, featureTimeout: featureTimeout, logger: logger, m: newMetrics(reg)}
+	exp *experiment.Config, served *ServedLog, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Ranker {
+	r := &Ranker{users: users, items: items, models: models, served: served, featureTimeout: opts.FeatureTimeout, opts: opts, logger: logger, m: newMetrics(reg)}
 	r.exp.Store(exp)
 	return r
 }
@@ -181,10 +199,11 @@ func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*ranking
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.rank(ctx, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, a)
+	v, err := r.model(a)
 	if err != nil {
 		return nil, err
 	}
+	res := r.rank(ctx, v, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, nil, a)
 	if l := int(req.GetLimit()); l > 0 && l < len(res.items) {
 		res.items = res.items[:l]
 	}
@@ -220,14 +239,11 @@ type ranked struct {
 	fallback  bool
 }
 
-// rank fetches features (the user's unless given), scores and sorts.
-func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *featurev1.FeatureSet, a assignment) (*ranked, error) {
+// rank fetches features (the user's unless given), scores with v (nil:
+// trending order) and sorts. signals are the retrieval stage's, per id.
+func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, ids []string, user *featurev1.FeatureSet, signals map[string][]float32, a assignment) *ranked {
 	r.m.candidates.Observe(float64(len(ids)))
 	out := &ranked{requestID: newRequestID(), userID: userID}
-	v, err := r.model(a)
-	if err != nil {
-		return nil, err
-	}
 	if v == nil {
 		return r.trendingOrder(ctx, ids, out)
 	}
@@ -289,12 +305,12 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 			r.buffers.Put(rowsBuf)
 		}
 	}()
-	*rowsBuf = v.Meta.Rows(userID, user, ids, items, *rowsBuf)
+	*rowsBuf = v.Meta.Rows(userID, user, ids, items, signals, *rowsBuf)
 	scores, err := v.Score(*rowsBuf, nil)
 	if errors.Is(err, modelrt.ErrUnloaded) {
 		// Swapped out between pick and run: take the registry's choice again.
 		if v, err = r.model(a); err == nil && v != nil {
-			*rowsBuf = v.Meta.Rows(userID, user, ids, items, *rowsBuf)
+			*rowsBuf = v.Meta.Rows(userID, user, ids, items, signals, *rowsBuf)
 			scores, err = v.Score(*rowsBuf, nil)
 		}
 	}
@@ -321,7 +337,7 @@ func (r *Ranker) rank(ctx context.Context, userID string, ids []string, user *fe
 		}
 	}
 	sortScored(out.items)
-	return out, nil
+	return out
 }
 
 func appendMissing(list []string, names ...string) []string {
@@ -341,7 +357,7 @@ func sortScored(items []*rankingv1.ScoredItem) {
 }
 
 // trendingOrder ranks by trending score when no model can serve.
-func (r *Ranker) trendingOrder(ctx context.Context, ids []string, out *ranked) (*ranked, error) {
+func (r *Ranker) trendingOrder(ctx context.Context, ids []string, out *ranked) *ranked {
 	out.fallback = true
 	r.m.fallbacks.WithLabelValues("model").Inc()
 	score := map[string]float64{}
@@ -359,12 +375,14 @@ func (r *Ranker) trendingOrder(ctx context.Context, ids []string, out *ranked) (
 		out.items[i] = &rankingv1.ScoredItem{ItemId: id, Score: float32(score[id])}
 	}
 	sortScored(out.items)
-	return out, nil
+	return out
 }
 
-// Recommend retrieves candidates (trending overall and in the user's top
-// categories, less the user's recent clicks and the exclude list), ranks
-// them, and caps each category for diversity.
+// Recommend retrieves candidates (the model version's retrieval index over
+// the user's consumed history: item-to-item neighbours, nearest item
+// vectors and trending; trending lists alone when the version has no
+// index), never proposing what the user consumed or asked to exclude,
+// ranks them with the version's model, and caps categories when asked.
 func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest) (*rankingv1.RecommendResponse, error) {
 	start := time.Now()
 	if req.GetUserId() == "" {
@@ -374,22 +392,26 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 	if limit < 1 || limit > MaxRecommendLimit {
 		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is outside 1..%d", req.GetLimit(), MaxRecommendLimit)
 	}
-	perCat := int(cmp.Or(req.GetMaxPerCategory(), DefaultMaxPerCategory))
-	if perCat < 1 {
-		return nil, status.Errorf(codes.InvalidArgument, "max_per_category: %d is not positive", req.GetMaxPerCategory())
+	if req.GetMaxPerCategory() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "max_per_category: %d is negative", req.GetMaxPerCategory())
 	}
+	perCat := int(cmp.Or(req.GetMaxPerCategory(), int32(r.opts.MaxPerCategory)))
 	a, err := r.assign(ctx, req.GetUserId(), req.GetModelVersion())
 	if err != nil {
 		return nil, err
 	}
-	ids, user, degraded := r.retrieve(ctx, req.GetUserId(), req.GetExcludeItemIds())
-	resp := &rankingv1.RecommendResponse{ExperimentId: a.exp.ID, Arm: a.arm.Name, FeaturesDegraded: degraded}
-	if len(ids) > 0 {
-		res, err := r.rank(ctx, req.GetUserId(), ids, user, a)
-		if err != nil {
-			return nil, err
-		}
+	v, err := r.model(a)
+	if err != nil {
+		return nil, err
+	}
+	c := r.retrieve(ctx, v, req.GetUserId(), req.GetExcludeItemIds())
+	resp := &rankingv1.RecommendResponse{ExperimentId: a.exp.ID, Arm: a.arm.Name, FeaturesDegraded: c.degraded, RetrievalFallback: c.fallback}
+	if len(c.ids) > 0 {
+		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, a)
 		res.items = diversify(res.items, limit, perCat)
+		for _, it := range res.items {
+			it.Source = c.source[it.GetItemId()].String()
+		}
 		r.logServed(res, a)
 		resp.Items, resp.ModelVersion, resp.RequestId = res.items, res.version, res.requestID
 		resp.FeaturesDegraded = resp.FeaturesDegraded || res.degraded
@@ -402,57 +424,90 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 	return resp, nil
 }
 
-// retrieve gathers candidates and the user's features (nil when the user
-// service failed).
-func (r *Ranker) retrieve(ctx context.Context, userID string, exclude []string) ([]string, *featurev1.FeatureSet, bool) {
+// candidates are what retrieval proposes for one request.
+type candidates struct {
+	ids      []string
+	source   map[string]retrieval.Source
+	signals  map[string][]float32 // per ids, for the model's retrieval.* features
+	user     *featurev1.FeatureSet // nil when the user service failed
+	degraded bool                 // a feature call failed
+	fallback bool                 // no retrieval index: trending lists only
+}
+
+// retrieve reads the user's features (the model's, and the history and
+// clicks retrieval needs) and gathers candidates from v's retrieval index,
+// or from trending lists when v has none.
+func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string, exclude []string) candidates {
 	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
 	defer cancel()
-	degraded := false
-	var user *featurev1.FeatureSet
-	if resp, err := r.users.GetUserFeatures(fctx, &userfeaturesv1.GetUserFeaturesRequest{UserIds: []string{userID}}); err == nil && len(resp.GetUsers()) == 1 {
-		user = resp.GetUsers()[0]
-	} else {
-		degraded = true
+	var c candidates
+	names := []string{"history", "recent_clicks", "category_affinity"}
+	if v != nil {
+		userNames, _ := v.Meta.FeatureNames()
+		names = appendMissing(names, userNames...)
 	}
-	skip := map[string]bool{}
+	if resp, err := r.users.GetUserFeatures(fctx, &userfeaturesv1.GetUserFeaturesRequest{UserIds: []string{userID}, FeatureNames: names}); err == nil && len(resp.GetUsers()) == 1 {
+		c.user = resp.GetUsers()[0]
+	} else {
+		c.degraded = true
+	}
+	history := c.user.GetFeatures()["history"].GetList().GetValues()
+	skip := make(map[string]bool, len(exclude))
 	for _, id := range exclude {
 		skip[id] = true
 	}
-	for _, id := range user.GetFeatures()["recent_clicks"].GetList().GetValues() {
+	// What the user consumed is never proposed again: the history (which
+	// Retrieve skips itself) and the recent clicks, should the history be
+	// missing.
+	for _, id := range c.user.GetFeatures()["recent_clicks"].GetList().GetValues() {
 		skip[id] = true
 	}
-	cats := topCategories(user.GetFeatures()["category_affinity"].GetWeights().GetWeights(), retrievalTopCategories)
+	if v != nil && v.Retrieval != nil {
+		res := v.Retrieval.Retrieve(history, func(id string) bool { return skip[id] }, r.opts.Quotas)
+		c.ids, c.signals = res.IDs, res.Signals
+		c.source = make(map[string]retrieval.Source, len(res.IDs))
+		for k, id := range res.IDs {
+			c.source[id] = res.Sources[k]
+			r.m.retrieved.WithLabelValues(res.Sources[k].String()).Inc()
+		}
+		return c
+	}
+	c.fallback = true
+	for _, id := range history {
+		skip[id] = true
+	}
+	cats := topCategories(c.user.GetFeatures()["category_affinity"].GetWeights().GetWeights(), retrievalTopCategories)
 	lists := make([][]*itemfeaturesv1.TrendingItem, 1+len(cats))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for i, c := range append([]string{""}, cats...) {
+	for i, cat := range append([]string{""}, cats...) {
 		wg.Go(func() {
 			limit := int32(retrievalPerCategory)
-			if c == "" {
+			if cat == "" {
 				limit = retrievalTrending
 			}
-			resp, err := r.items.ListTrendingItems(fctx, &itemfeaturesv1.ListTrendingItemsRequest{Limit: limit, Category: c})
+			resp, err := r.items.ListTrendingItems(fctx, &itemfeaturesv1.ListTrendingItemsRequest{Limit: limit, Category: cat})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				degraded = true
+				c.degraded = true
 				return
 			}
 			lists[i] = resp.GetItems()
 		})
 	}
 	wg.Wait()
-	var ids []string
-	seen := map[string]bool{}
+	c.source = map[string]retrieval.Source{}
 	for _, l := range lists {
 		for _, t := range l {
-			if id := t.GetItemId(); !skip[id] && !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
+			if id := t.GetItemId(); !skip[id] && c.source[id] == 0 {
+				c.source[id] = retrieval.Trending
+				c.ids = append(c.ids, id)
 			}
 		}
 	}
-	return ids, user, degraded
+	r.m.retrieved.WithLabelValues(retrieval.Trending.String()).Add(float64(len(c.ids)))
+	return c
 }
 
 func topCategories(aff map[string]float64, n int) []string {
@@ -465,7 +520,7 @@ func topCategories(aff map[string]float64, n int) []string {
 }
 
 // diversify keeps the ranking order but lets at most perCat items of one
-// (first) category into the top limit.
+// (first) category into the top limit (perCat 0: no cap).
 func diversify(items []*rankingv1.ScoredItem, limit, perCat int) []*rankingv1.ScoredItem {
 	count := map[string]int{}
 	out := make([]*rankingv1.ScoredItem, 0, limit)
@@ -477,7 +532,7 @@ func diversify(items []*rankingv1.ScoredItem, limit, perCat int) []*rankingv1.Sc
 		if len(it.GetCategories()) > 0 {
 			cat = it.GetCategories()[0]
 		}
-		if cat != "" && count[cat] >= perCat {
+		if cat != "" && perCat > 0 && count[cat] >= perCat {
 			continue
 		}
 		count[cat]++

@@ -26,6 +26,7 @@ import (
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/serving"
 )
@@ -158,7 +159,7 @@ func start(t testing.TB, exp *experiment.Config) *rig {
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{1, 10},
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, exp.Versions, logger, prometheus.NewRegistry())
 	f := world()
-	r := NewRanker(f, f, reg, exp, nil, 200*time.Millisecond, logger, prometheus.NewRegistry())
+	r := NewRanker(f, f, reg, exp, nil, Options{FeatureTimeout: 200 * time.Millisecond, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
 	rankingv1.RegisterRankingServiceServer(srv.GRPC(), r)
 	rankingv1.RegisterInferenceServiceServer(srv.GRPC(), r)
 	rankingv1.RegisterModelServiceServer(srv.GRPC(), r)
@@ -175,14 +176,14 @@ func start(t testing.TB, exp *experiment.Config) *rig {
 		models: rankingv1.NewModelServiceClient(conn), reg: reg, root: root, fake: f}
 }
 
-var candidates = []string{"i0", "i1", "i2", "i3", "i4"}
+var testCandidates = []string{"i0", "i1", "i2", "i3", "i4"}
 
 func TestRankAndPredictMatchTheReference(t *testing.T) {
 	r := start(t, experiment.Default())
 	publish(t, r.root, "v1", model)
 	r.reg.Scan()
 
-	resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: candidates})
+	resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: testCandidates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestDegradedAnswers(t *testing.T) {
 	publish(t, r.root, "v1", model)
 	r.reg.Scan()
 	r.fake.down.Store(true)
-	resp, err = r.client.Rank(ctx, &rankingv1.RankRequest{UserId: "u1", CandidateIds: candidates})
+	resp, err = r.client.Rank(ctx, &rankingv1.RankRequest{UserId: "u1", CandidateIds: testCandidates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestArmsAndOverrides(t *testing.T) {
 	for i := range 40 {
 		u := fmt.Sprintf("user-%d", i)
 		for range 2 {
-			resp, err := r.client.Rank(ctx, &rankingv1.RankRequest{UserId: u, CandidateIds: candidates})
+			resp, err := r.client.Rank(ctx, &rankingv1.RankRequest{UserId: u, CandidateIds: testCandidates})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,16 +302,16 @@ func TestArmsAndOverrides(t *testing.T) {
 	}
 	hdr := metadata.AppendToOutgoingContext(ctx, "x-recsys-arm", "treatment")
 	for i := range 10 {
-		resp, err := r.client.Rank(hdr, &rankingv1.RankRequest{UserId: fmt.Sprintf("user-%d", i), CandidateIds: candidates})
+		resp, err := r.client.Rank(hdr, &rankingv1.RankRequest{UserId: fmt.Sprintf("user-%d", i), CandidateIds: testCandidates})
 		if err != nil || resp.GetArm() != "treatment" || resp.GetModelVersion() != "v2" {
 			t.Errorf("with x-recsys-arm: treatment: %v, %v", resp, err)
 		}
 	}
-	resp, err := r.client.Rank(metadata.AppendToOutgoingContext(ctx, "x-model-version", "v1"), &rankingv1.RankRequest{UserId: "user-1", CandidateIds: candidates})
+	resp, err := r.client.Rank(metadata.AppendToOutgoingContext(ctx, "x-model-version", "v1"), &rankingv1.RankRequest{UserId: "user-1", CandidateIds: testCandidates})
 	if err != nil || resp.GetModelVersion() != "v1" {
 		t.Errorf("with x-model-version: v1: %v, %v", resp, err)
 	}
-	if _, err := r.client.Rank(metadata.AppendToOutgoingContext(ctx, "x-recsys-arm", "nope"), &rankingv1.RankRequest{UserId: "u", CandidateIds: candidates}); status.Code(err) != codes.InvalidArgument {
+	if _, err := r.client.Rank(metadata.AppendToOutgoingContext(ctx, "x-recsys-arm", "nope"), &rankingv1.RankRequest{UserId: "u", CandidateIds: testCandidates}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("unknown arm header = %v, want InvalidArgument", err)
 	}
 	lm, _ := r.models.ListModels(ctx, &rankingv1.ListModelsRequest{})
@@ -335,7 +336,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: candidates})
+				resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: testCandidates})
 				calls.Add(1)
 				if err != nil || resp.GetModelFallback() {
 					failures.Add(1)
@@ -363,7 +364,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	if _, ok := versions.Load("v2"); !ok {
 		t.Error("traffic never reached v2")
 	}
-	resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: candidates})
+	resp, err := r.client.Rank(context.Background(), &rankingv1.RankRequest{UserId: "u1", CandidateIds: testCandidates})
 	if err != nil || resp.GetModelVersion() != "v2" {
 		t.Errorf("after a corrupt v3: %v, %v; want v2 serving", resp, err)
 	}

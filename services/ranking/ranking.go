@@ -27,6 +27,7 @@ import (
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/serving"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	UserFeatures   string
 	ItemFeatures   string
 	FeatureTimeout time.Duration
+	Quotas         retrieval.Quotas
+	MaxPerCategory int
 	Kafka          config.StringList
 	ServedTopic    string
 	LogBuffer      int
@@ -73,6 +76,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.UserFeatures, "userfeatures-addr", "localhost:9091", "user feature service gRPC address")
 	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", "localhost:9092", "item feature service gRPC address")
 	fs.DurationVar(&c.FeatureTimeout, "feature-timeout", 50*time.Millisecond, "deadline of feature fetches; past it the ranking uses defaults")
+	q := retrieval.DefaultQuotas()
+	fs.IntVar(&c.Quotas.ItemToItem, "retrieval-item2item", q.ItemToItem, "Recommend: candidates from the neighbours of the user's history")
+	fs.IntVar(&c.Quotas.Embedding, "retrieval-embedding", q.Embedding, "Recommend: candidates nearest to the user's embedding")
+	fs.IntVar(&c.Quotas.Trending, "retrieval-trending", q.Trending, "Recommend: candidates from trending")
+	fs.IntVar(&c.MaxPerCategory, "max-per-category", 0, "Recommend: at most this many items of one category unless the request says (0: no cap)")
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka brokers for the served-ranking log (empty: no log)")
 	fs.StringVar(&c.ServedTopic, "served-topic", eventstream.ServedTopic, "topic of the served-ranking log")
 	fs.IntVar(&c.LogBuffer, "served-log-buffer", 10000, "served rankings buffered for Kafka; beyond it they are dropped and counted")
@@ -140,7 +148,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	r = NewRanker(userfeaturesv1.NewUserFeatureServiceClient(userConn), itemfeaturesv1.NewItemFeatureServiceClient(itemConn),
-		reg, exp, served, cfg.FeatureTimeout, logger, srv.Metrics())
+		reg, exp, served, Options{FeatureTimeout: cfg.FeatureTimeout, Quotas: cfg.Quotas, MaxPerCategory: cfg.MaxPerCategory}, logger, srv.Metrics())
 	if cfg.ExperimentFile != "" {
 		wg.Go(func() { watchExperiment(bg, cfg.ExperimentFile, cfg.ScanInterval, r, logger) })
 	}

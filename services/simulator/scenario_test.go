@@ -38,7 +38,7 @@ func TestClosedLoop(t *testing.T) {
 	}
 	// A weak first model: little data, one epoch.
 	if _, err := trainer.Train(context.Background(), trainer.Config{ModelRoot: models, ModelName: "ctr", Version: "v1-initial", WorldSeed: 3,
-		Users: 500, Items: 300, Sessions: 150, Epochs: 1, Dim: 4, MaxSamples: 1_000_000}, io.Discard); err != nil {
+		Users: 500, Items: 300, Interactions: 3000, Epochs: 1, Dim: 4}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 

@@ -247,7 +247,7 @@ func session(ctx context.Context, cl Clients, w *trainer.World, size int, rng *r
 		base := &feedbackv1.Event{UserId: u.ID, ItemId: it.GetItemId(), RequestId: resp.GetRequestId(), ModelVersion: resp.GetModelVersion(),
 			ExperimentId: resp.GetExperimentId(), Arm: resp.GetArm(), EventTime: now, Position: it.GetPosition()}
 		evs = append(evs, withType(base, fmt.Sprintf("%s-%d-i", id, it.GetPosition()), feedbackv1.EventType_EVENT_TYPE_IMPRESSION))
-		if rng.Float64() < w.ClickProbability(u, wi, int(it.GetPosition())) {
+		if rng.Float64() < w.ClickProbability(u, wi, int(it.GetPosition()), time.Now()) {
 			evs = append(evs, withType(base, fmt.Sprintf("%s-%d-c", id, it.GetPosition()), feedbackv1.EventType_EVENT_TYPE_CLICK))
 			clicks++
 		}

@@ -14,6 +14,7 @@ import (
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
+	"github.com/recsys/recsys/libs/evaluation"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/modelrt"
 )
@@ -68,6 +69,26 @@ func FromLog(ctx context.Context, brokers []string, meta *modelrt.Metadata, out 
 		return nil, fmt.Errorf("the feature log on %v has no rows with the features %v", brokers, names)
 	}
 	return ex, nil
+}
+
+// ClicksFromLog reads every click of feedback.events as an interaction
+// for the retrieval stage; the catalogue is the clicked items.
+func ClicksFromLog(ctx context.Context, brokers []string, out io.Writer) (*evaluation.Data, error) {
+	var ins []evaluation.Interaction
+	if err := readTopic(ctx, brokers, eventstream.FeedbackTopic, func(m kafka.Message) {
+		e, err := eventstream.Decode(m)
+		if err == nil && e.GetType() == feedbackv1.EventType_EVENT_TYPE_CLICK {
+			ins = append(ins, evaluation.Interaction{User: e.GetUserId(), Item: e.GetItemId(), Time: e.GetEventTime().AsTime(), Relevant: true})
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if len(ins) == 0 {
+		return nil, fmt.Errorf("%s on %v has no clicks", eventstream.FeedbackTopic, brokers)
+	}
+	d := evaluation.NewData(ins, nil)
+	fmt.Fprintf(out, "click log: %d clicks by %d users on %d items\n", len(ins), len(d.Users), len(d.Items))
+	return d, nil
 }
 
 // readTopic calls f for every message of topic, from the first offset to

@@ -1,70 +1,84 @@
-// Package trainer is the batch job that trains the ranking model and
-// publishes it into the model registry (DESIGN.md §6).
+// Package trainer is the batch job that fits the served pipeline and
+// publishes it into the model registry (docs/architecture.md, "Models").
 //
 // Data, one of: a generated world (-world-seed, the default; make run's
-// first model), a MovieLens folder (-movielens: a rating at or above
-// -click-threshold is a click, each with -negatives sampled unseen items),
-// or the platform's own log (-from-log: the ranking.served feature log
-// joined with clicks on request id, so training sees exactly what serving
-// saw). It trains the DLRM-style Model, evaluates it and a popularity
-// baseline on a time-based hold-out, prints the table, writes the metrics
-// into metadata.json, and publishes model.onnx + metadata.json atomically.
+// first model: its clicks), a MovieLens folder (-movielens: every rating
+// is an interaction, relevant at or above -click-threshold), or the
+// platform's own logs (-from-log: the clicks of feedback.events for the
+// retrieval index, and the ranking.served feature log joined with clicks
+// on request id for the ranker, so it learns from exactly what serving
+// saw). It evaluates the served pipeline (retrieval → ranking) on each
+// user's latest interactions over the whole catalogue beside popularity,
+// item-kNN, EASE and each retrieval signal alone, prints the table, writes
+// the metrics into metadata.json, refits on all the data, and publishes
+// model.onnx, metadata.json and the retrieval index atomically.
 package trainer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/dataset"
+	"github.com/recsys/recsys/libs/evaluation"
 	"github.com/recsys/recsys/libs/modelrt"
+	"github.com/recsys/recsys/libs/retrieval"
 )
 
 // Config is the job's whole configuration.
 type Config struct {
-	ModelRoot  string
-	ModelName  string
-	Version    string
-	WorldSeed  uint64
-	Users      int
-	Items      int
-	Sessions   int
-	MovieLens  string
-	FromLog    bool
-	Kafka      config.StringList
-	Threshold  float64
-	Negatives  int
-	Epochs     int
-	Dim        int
-	MaxSamples int
+	ModelRoot    string
+	ModelName    string
+	Version      string
+	WorldSeed    uint64
+	Users        int
+	Items        int
+	Interactions int
+	MovieLens    string
+	FromLog      bool
+	Kafka        config.StringList
+	Threshold    float64
+	Epochs       int
+	Dim          int
+	Neighbors    int
+	Lambda       float64
+	EASEMaxItems int
+	MaxSamples   int
+	EvalOnly     bool
 }
 
 // RegisterFlags adds the job's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultPipeline()
 	fs.StringVar(&c.ModelRoot, "model-root", "models", "model registry folder")
 	fs.StringVar(&c.ModelName, "model-name", "ctr", "model name in the registry")
 	fs.StringVar(&c.Version, "version", "", "version to publish (default: v<UTC time>)")
 	fs.Uint64Var(&c.WorldSeed, "world-seed", 1, "seed of the generated world (the default data)")
 	fs.IntVar(&c.Users, "world-users", 1000, "users of the generated world")
 	fs.IntVar(&c.Items, "world-items", 400, "items of the generated world")
-	fs.IntVar(&c.Sessions, "world-sessions", 12000, "sessions of 10 impressions simulated in the generated world")
+	fs.IntVar(&c.Interactions, "world-interactions", 30000, "items the generated world's users choose for themselves (the training data)")
 	fs.StringVar(&c.MovieLens, "movielens", "", "train on a MovieLens folder (u.data + u.item, or ratings.csv + movies.csv)")
-	fs.BoolVar(&c.FromLog, "from-log", false, "train on the ranking.served log joined with clicks from Kafka")
-	c.Kafka = config.StringList{"localhost:9092"}
+	fs.BoolVar(&c.FromLog, "from-log", false, "train on the platform's logs in Kafka: clicks for retrieval, the ranking.served log joined with clicks for the ranker")
+	c.Kafka = config.StringList{"localhost:19092"}
 	fs.Var(&c.Kafka, "kafka", "Kafka brokers for -from-log")
-	fs.Float64Var(&c.Threshold, "click-threshold", 4, "MovieLens: a rating at or above this is a click")
-	fs.IntVar(&c.Negatives, "negatives", 4, "MovieLens: sampled non-clicked items per click")
-	fs.IntVar(&c.Epochs, "epochs", 3, "training epochs")
-	fs.IntVar(&c.Dim, "embedding-dim", 8, "embedding size")
-	fs.IntVar(&c.MaxSamples, "max-rows", 2_000_000, "most training rows (the latest are kept)")
+	fs.Float64Var(&c.Threshold, "click-threshold", 4, "MovieLens: a rating at or above this is relevant (a click)")
+	fs.IntVar(&c.Epochs, "epochs", d.Fit.Train.Epochs, "ranker training epochs")
+	fs.IntVar(&c.Dim, "embedding-dim", d.Dim, "item vector size of the embedding retrieval source")
+	fs.IntVar(&c.Neighbors, "neighbors", d.Neighbors, "item-to-item neighbours published per item")
+	fs.Float64Var(&c.Lambda, "ease-lambda", d.Lambda, "EASE's L2 regularisation")
+	fs.IntVar(&c.EASEMaxItems, "ease-max-items", d.EASEMaxItems, "EASE runs over at most this many most-used items (its cost grows with the cube of the count)")
+	fs.IntVar(&c.MaxSamples, "max-rows", 2_000_000, "-from-log: most logged rows for the ranker (the latest are kept)")
+	fs.BoolVar(&c.EvalOnly, "eval-only", false, "evaluate and print the table; publish nothing")
 }
 
 // Run trains and publishes once; out gets progress and the table.
@@ -73,52 +87,121 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	return err
 }
 
-// Train trains and publishes, returning the result.
+// Result is what Train fitted and measured.
+type Result struct {
+	Pipeline *Pipeline
+	Report   *Report
+	Meta     *modelrt.Metadata
+	Dir      string // the published version's folder ("" with EvalOnly)
+}
+
+// options are the pipeline options cfg sets.
+func (cfg Config) options() PipelineOptions {
+	o := DefaultPipeline()
+	o.Fit.Train.Epochs = max(cfg.Epochs, 1)
+	o.Dim = cfg.Dim
+	o.Neighbors = cmp.Or(cfg.Neighbors, o.Neighbors)
+	o.Lambda = cmp.Or(cfg.Lambda, o.Lambda)
+	o.EASEMaxItems = cmp.Or(cfg.EASEMaxItems, o.EASEMaxItems)
+	o.Seed = cmp.Or(cfg.WorldSeed, o.Seed)
+	return o
+}
+
+// Train evaluates, fits and publishes, returning the result.
 func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	version := cfg.Version
 	if version == "" {
 		version = "v" + time.Now().UTC().Format("20060102-150405")
 	}
-	meta := DefaultMetadata(cfg.ModelName, version)
-	var ex []Example
+	final := filepath.Join(cfg.ModelRoot, cfg.ModelName, version)
+	if _, err := os.Stat(final); err == nil && !cfg.EvalOnly {
+		return nil, fmt.Errorf("%s exists; versions are immutable, pick another -version", final)
+	}
+	meta := RankerMetadata(cfg.ModelName, version)
+	var d *evaluation.Data
 	var err error
 	switch {
 	case cfg.FromLog && cfg.MovieLens != "":
 		return nil, errors.New("-from-log and -movielens: choose one data source")
 	case cfg.FromLog:
-		ex, err = FromLog(ctx, cfg.Kafka, meta, out)
+		d, err = ClicksFromLog(ctx, cfg.Kafka, out)
 	case cfg.MovieLens != "":
-		ex, err = FromMovieLens(cfg.MovieLens, meta, cfg.Threshold, cfg.Negatives, out)
+		d, err = FromMovieLens(cfg.MovieLens, cfg.Threshold, out)
 	default:
 		w := NewWorld(cfg.WorldSeed, cfg.Users, cfg.Items)
-		fmt.Fprintf(out, "simulating %d sessions in a world of %d users and %d items (seed %d)\n", cfg.Sessions, cfg.Users, cfg.Items, cfg.WorldSeed)
-		ex = Examples(meta, w.Catalog(), w.Interactions(cfg.Sessions, 10, time.Now().Add(-48*time.Hour), 48*time.Hour, cfg.WorldSeed))
+		fmt.Fprintf(out, "simulating %d choices in a world of %d users and %d items (seed %d)\n", cfg.Interactions, cfg.Users, cfg.Items, cfg.WorldSeed)
+		d = w.Data(w.Consumption(cfg.Interactions, time.Now().Add(-Cycle), Cycle, cfg.WorldSeed))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(ex) > cfg.MaxSamples && cfg.MaxSamples > 0 {
-		ex = ex[len(ex)-cfg.MaxSamples:]
-	}
-	o := DefaultFit()
-	o.Train.Epochs = max(cfg.Epochs, 1)
-	o.Dim = max(cfg.Dim, 1)
-	fmt.Fprintf(out, "training %s %s on %d rows\n", cfg.ModelName, version, len(ex))
-	res, err := Fit(meta, ex, o, out)
+	o := cfg.options()
+	rep, err := EvaluatePipeline(d, meta, o, out)
 	if err != nil {
 		return nil, err
 	}
-	res.Table(out)
-	if err := Publish(cfg.ModelRoot, meta, res.Model); err != nil {
+	rep.Table(out)
+	res := &Result{Report: rep, Meta: meta}
+	if cfg.EvalOnly {
+		return res, nil
+	}
+	fmt.Fprintf(out, "fitting %s %s on all the data\n", cfg.ModelName, version)
+	if res.Pipeline, err = FitPipeline(d, meta, o, out); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "published %s\n", filepath.Join(cfg.ModelRoot, cfg.ModelName, version))
+	if cfg.FromLog {
+		// The ranker learns from exactly the rows serving scored.
+		ex, err := FromLog(ctx, cfg.Kafka, meta, out)
+		if err != nil {
+			return nil, err
+		}
+		if len(ex) > cfg.MaxSamples && cfg.MaxSamples > 0 {
+			ex = ex[len(ex)-cfg.MaxSamples:]
+		}
+		logged, err := Fit(meta, ex, o.Fit, out)
+		if err != nil {
+			return nil, err
+		}
+		res.Pipeline.Model = logged.Model
+		logged.Table(out)
+	}
+	meta.Metrics = mergeMetrics(meta.Metrics, rep.Metrics())
+	meta.Training = span(d)
+	meta.CreatedAt = time.Now().UTC()
+	if err := Publish(cfg.ModelRoot, meta, res.Pipeline.Model, res.Pipeline.Index); err != nil {
+		return nil, err
+	}
+	res.Dir = final
+	fmt.Fprintf(out, "published %s\n", final)
 	return res, nil
+}
+
+func mergeMetrics(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	maps.Copy(out, a)
+	maps.Copy(out, b)
+	return out
+}
+
+// span is the data's time span and interaction count.
+func span(d *evaluation.Data) *modelrt.TrainingSpan {
+	s := &modelrt.TrainingSpan{}
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, evs := range d.ByUser {
+		for _, e := range evs {
+			first, last = min(first, e.Time), max(last, e.Time)
+			s.Rows++
+		}
+	}
+	if s.Rows > 0 {
+		s.From, s.To = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
+	}
+	return s
 }
 
 // Publish writes model.onnx and metadata.json into a temporary folder and
 // renames it into place, so the registry never sees half a version.
-func Publish(root string, meta *modelrt.Metadata, m *Model) error {
+func Publish(root string, meta *modelrt.Metadata, m *Model, index *retrieval.Index) error {
 	dir := filepath.Join(root, meta.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -143,71 +226,58 @@ func Publish(root string, meta *modelrt.Metadata, m *Model) error {
 		os.RemoveAll(tmp)
 		return err
 	}
+	if index != nil {
+		if err := index.Write(filepath.Join(tmp, retrieval.FileName)); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
 	os.Chmod(tmp, 0o755)
 	return os.Rename(tmp, final)
 }
 
-// FromMovieLens builds examples from a MovieLens folder: ratings at or above
-// threshold are clicks, and each click brings `negatives` items the user
-// never rated, at the same time, as non-clicks.
-func FromMovieLens(dir string, meta *modelrt.Metadata, threshold float64, negatives int, out io.Writer) ([]Example, error) {
+// FromMovieLens reads a MovieLens folder: every rating is an interaction
+// (the user consumed the item), relevant at or above threshold; the
+// catalogue is every item of the items file.
+func FromMovieLens(dir string, threshold float64, out io.Writer) (*evaluation.Data, error) {
 	itemsPath, ratingsPath := filepath.Join(dir, "u.item"), filepath.Join(dir, "u.data")
 	if _, err := os.Stat(ratingsPath); err != nil {
 		itemsPath, ratingsPath = filepath.Join(dir, "movies.csv"), filepath.Join(dir, "ratings.csv")
 	}
-	cats := map[string][]string{}
+	var catalogue []string
 	if err := readAll(itemsPath, func(f *os.File, format dataset.Format) error {
 		for it, err := range dataset.Items(f, itemsPath, format) {
 			if err != nil {
 				return err
 			}
-			cats[it.GetItemId()] = it.GetCategories()
+			catalogue = append(catalogue, it.GetItemId())
 		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	var ins []Interaction
-	rated := map[string]map[string]bool{}
+	var ins []evaluation.Interaction
+	relevant := 0
 	if err := readAll(ratingsPath, func(f *os.File, format dataset.Format) error {
 		for r, err := range dataset.Ratings(f, ratingsPath, format) {
 			if err != nil {
 				return err
 			}
-			if rated[r.UserID] == nil {
-				rated[r.UserID] = map[string]bool{}
-			}
-			rated[r.UserID][r.ItemID] = true
+			ins = append(ins, evaluation.Interaction{User: r.UserID, Item: r.ItemID, Time: r.Time, Relevant: r.Rating >= threshold})
 			if r.Rating >= threshold {
-				ins = append(ins, Interaction{UserID: r.UserID, ItemID: r.ItemID, Time: r.Time, Clicked: true})
+				relevant++
 			}
 		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	items := make([]string, 0, len(cats))
-	for id := range cats {
-		items = append(items, id)
+	if len(catalogue) == 0 || relevant == 0 {
+		return nil, fmt.Errorf("%s: no items, or no ratings at or above %v", dir, threshold)
 	}
-	if len(items) == 0 || len(ins) == 0 {
-		return nil, fmt.Errorf("%s: no items or no ratings at or above %v", dir, threshold)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	positives := len(ins)
-	for _, p := range ins[:positives] {
-		for range negatives {
-			for range 10 { // a few tries to find an item the user did not rate
-				it := items[rng.IntN(len(items))]
-				if !rated[p.UserID][it] {
-					ins = append(ins, Interaction{UserID: p.UserID, ItemID: it, Time: p.Time})
-					break
-				}
-			}
-		}
-	}
-	fmt.Fprintf(out, "MovieLens %s: %d clicks, %d sampled non-clicks, %d items\n", dir, positives, len(ins)-positives, len(items))
-	return Examples(meta, cats, ins), nil
+	d := evaluation.NewData(ins, catalogue)
+	fmt.Fprintf(out, "MovieLens %s: %d ratings (%d at or above %v) by %d users, %d items\n", dir, len(ins), relevant, threshold, len(d.Users), len(d.Items))
+	return d, nil
 }
 
 func readAll(path string, f func(*os.File, dataset.Format) error) error {

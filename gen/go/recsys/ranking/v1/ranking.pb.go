@@ -172,8 +172,13 @@ type ScoredItem struct {
 	// Zero-based position in the returned list.
 	Position int32 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	// Display attributes, filled when known.
-	Title         string   `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
-	Categories    []string `protobuf:"bytes,5,rep,name=categories,proto3" json:"categories,omitempty"`
+	Title      string   `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	Categories []string `protobuf:"bytes,5,rep,name=categories,proto3" json:"categories,omitempty"`
+	// The retrieval source that proposed the item (Recommend only):
+	// "item2item" (neighbours of the user's history), "embedding" (nearest
+	// item vectors to the user's), "trending" (overall or in the user's
+	// categories).
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +246,13 @@ func (x *ScoredItem) GetCategories() []string {
 		return x.Categories
 	}
 	return nil
+}
+
+func (x *ScoredItem) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 type RankResponse struct {
@@ -358,7 +370,8 @@ type RecommendRequest struct {
 	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	// Items never to return (for example those already on screen).
 	ExcludeItemIds []string `protobuf:"bytes,4,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
-	// At most this many items of one category; 0 means the server default.
+	// At most this many items of one category; 0 means the server default
+	// (no cap unless the server sets one).
 	MaxPerCategory int32 `protobuf:"varint,5,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -440,8 +453,11 @@ type RecommendResponse struct {
 	FeaturesDegraded bool                 `protobuf:"varint,6,opt,name=features_degraded,json=featuresDegraded,proto3" json:"features_degraded,omitempty"`
 	ModelFallback    bool                 `protobuf:"varint,7,opt,name=model_fallback,json=modelFallback,proto3" json:"model_fallback,omitempty"`
 	ServerLatency    *durationpb.Duration `protobuf:"bytes,8,opt,name=server_latency,json=serverLatency,proto3" json:"server_latency,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the model version has no retrieval artifacts (or none is
+	// ready), so candidates came from trending alone.
+	RetrievalFallback bool `protobuf:"varint,9,opt,name=retrieval_fallback,json=retrievalFallback,proto3" json:"retrieval_fallback,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RecommendResponse) Reset() {
@@ -528,6 +544,13 @@ func (x *RecommendResponse) GetServerLatency() *durationpb.Duration {
 		return x.ServerLatency
 	}
 	return nil
+}
+
+func (x *RecommendResponse) GetRetrievalFallback() bool {
+	if x != nil {
+		return x.RetrievalFallback
+	}
+	return false
 }
 
 type PredictRequest struct {
@@ -1059,7 +1082,7 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rcandidate_ids\x18\x02 \x03(\tR\fcandidateIds\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12#\n" +
-	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\"\x8d\x01\n" +
+	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\"\xa5\x01\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
@@ -1068,7 +1091,8 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\x05title\x18\x04 \x01(\tR\x05title\x12\x1e\n" +
 	"\n" +
 	"categories\x18\x05 \x03(\tR\n" +
-	"categories\"\xd4\x02\n" +
+	"categories\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\xd4\x02\n" +
 	"\fRankResponse\x123\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.recsys.ranking.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12#\n" +
@@ -1084,7 +1108,7 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12#\n" +
 	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12(\n" +
 	"\x10exclude_item_ids\x18\x04 \x03(\tR\x0eexcludeItemIds\x12(\n" +
-	"\x10max_per_category\x18\x05 \x01(\x05R\x0emaxPerCategory\"\xd9\x02\n" +
+	"\x10max_per_category\x18\x05 \x01(\x05R\x0emaxPerCategory\"\x88\x03\n" +
 	"\x11RecommendResponse\x123\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.recsys.ranking.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12#\n" +
@@ -1094,7 +1118,8 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12+\n" +
 	"\x11features_degraded\x18\x06 \x01(\bR\x10featuresDegraded\x12%\n" +
 	"\x0emodel_fallback\x18\a \x01(\bR\rmodelFallback\x12@\n" +
-	"\x0eserver_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\"T\n" +
+	"\x0eserver_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\x12-\n" +
+	"\x12retrieval_fallback\x18\t \x01(\bR\x11retrievalFallback\"T\n" +
 	"\x0ePredictRequest\x12\x1d\n" +
 	"\n" +
 	"input_data\x18\x01 \x03(\x02R\tinputData\x12#\n" +

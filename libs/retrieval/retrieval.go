@@ -1,0 +1,408 @@
+// Package retrieval is the candidate stage before ranking: from a user's
+// consumed history (newest first, a real-time feature) and the artifacts a
+// model version carries (item-to-item neighbours, item vectors, item
+// popularity), it proposes candidates from several sources under per-source
+// quotas and computes, for each candidate, the retrieval signals the ranking
+// model takes as features. The ranking service and the trainer's offline
+// evaluation run this same code, so what is evaluated is what is served
+// (docs/architecture.md, "Retrieval").
+package retrieval
+
+import (
+	"cmp"
+	"container/heap"
+	"math"
+	"slices"
+	"sync"
+)
+
+// Source says which retrieval source proposed a candidate.
+type Source uint8
+
+// The sources, in the order their quotas are filled: a candidate proposed
+// by several is attributed to the first.
+const (
+	ItemToItem Source = iota + 1 // neighbours of the user's history
+	Embedding                    // nearest item vectors to the user's vector
+	Trending                     // the catalogue's recent popularity (cold start)
+)
+
+func (s Source) String() string {
+	switch s {
+	case ItemToItem:
+		return "item2item"
+	case Embedding:
+		return "embedding"
+	case Trending:
+		return "trending"
+	}
+	return "unknown"
+}
+
+// The signals computed for every candidate; a model reads them through
+// metadata sources "retrieval.<name>".
+const (
+	SignalItemToItem = "i2i"        // Σ over history of the neighbour weight
+	SignalRecent     = "i2i_recent" // the same, each history item weighted by its recency
+	SignalEmbedding  = "embedding"  // dot product of user and item vectors
+	SignalPopularity = "popularity" // ln(1 + training interactions)
+	SignalTrend      = "trend"      // ln(1 + decayed recent interactions at training end)
+	SignalHistory    = "history"    // ln(1 + the user's history length), the same for every candidate
+)
+
+// Signals lists every signal name, in a fixed order.
+var Signals = []string{SignalItemToItem, SignalRecent, SignalEmbedding, SignalPopularity, SignalTrend, SignalHistory}
+
+// RecentHalfLife is the history position at which SignalRecent weighs an
+// item half as much as the newest one.
+const RecentHalfLife = 8
+
+// Quotas bound how many candidates each source proposes.
+type Quotas struct {
+	ItemToItem, Embedding, Trending int
+}
+
+// DefaultQuotas propose up to 350 candidates.
+func DefaultQuotas() Quotas { return Quotas{ItemToItem: 200, Embedding: 100, Trending: 50} }
+
+// Total is the most candidates the quotas allow.
+func (q Quotas) Total() int { return q.ItemToItem + q.Embedding + q.Trending }
+
+// Neighbor is one entry of an item's neighbour list.
+type Neighbor struct {
+	Item   int32
+	Weight float32
+}
+
+// Index holds one model version's retrieval artifacts. It is immutable
+// once built and safe for concurrent use.
+type Index struct {
+	Items []string // the catalogue, in the order of every per-item slice
+	// Neighbors[j] are the items whose score rises when j is in a
+	// history, by weight (nil: no item-to-item source).
+	Neighbors [][]Neighbor
+	// Vectors are Dim floats per item, row-major (nil: no embedding source).
+	Dim     int
+	Vectors []float32
+	// Popularity and Trend are per item (nil: zeros).
+	Popularity, Trend []float32
+
+	indexOnce sync.Once
+	index     map[string]int32
+	trendTop  []int32 // items by trend, then popularity, descending
+	scratch   sync.Pool
+}
+
+// Lookup is the position of an item in Items.
+func (x *Index) Lookup(id string) (int32, bool) {
+	x.prepare()
+	i, ok := x.index[id]
+	return i, ok
+}
+
+func (x *Index) prepare() {
+	x.indexOnce.Do(func() {
+		x.index = make(map[string]int32, len(x.Items))
+		for i, id := range x.Items {
+			x.index[id] = int32(i)
+		}
+		x.trendTop = make([]int32, len(x.Items))
+		for i := range x.trendTop {
+			x.trendTop[i] = int32(i)
+		}
+		at := func(s []float32, i int32) float32 {
+			if s == nil {
+				return 0
+			}
+			return s[i]
+		}
+		slices.SortStableFunc(x.trendTop, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(at(x.Trend, b), at(x.Trend, a)), cmp.Compare(at(x.Popularity, b), at(x.Popularity, a)))
+		})
+	})
+}
+
+// Result is what Retrieve proposes: candidate item ids, the source of
+// each, and each signal per candidate (Signals[name][k] belongs to IDs[k]).
+type Result struct {
+	IDs     []string
+	Sources []Source
+	Signals map[string][]float32
+}
+
+// scratch is per-request working memory over the whole catalogue.
+type scratch struct {
+	i2i, recent, emb []float32
+	touched          []int32
+	skip             []bool
+	user             []float32
+	hist             []int32
+}
+
+func (x *Index) getScratch() *scratch {
+	if s, ok := x.scratch.Get().(*scratch); ok {
+		return s
+	}
+	n := len(x.Items)
+	return &scratch{i2i: make([]float32, n), recent: make([]float32, n), skip: make([]bool, n), user: make([]float32, x.Dim)}
+}
+
+// Retrieve proposes candidates for a user whose consumed history is
+// history (item ids, newest first). Items in the history and those for
+// which exclude returns true are never proposed. Unknown ids are ignored.
+func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quotas) Result {
+	x.prepare()
+	s := x.getScratch()
+	defer x.putScratch(s)
+
+	s.hist = s.hist[:0]
+	for _, id := range history {
+		if j, ok := x.index[id]; ok && !s.skip[j] {
+			s.skip[j] = true
+			s.hist = append(s.hist, j)
+		}
+	}
+	s.touched = x.accumulate(s.hist, s.i2i, s.recent, s.touched)
+	hasUser := x.Vectors != nil && len(s.hist) > 0
+	if hasUser {
+		if len(s.emb) < len(x.Items) {
+			s.emb = make([]float32, len(x.Items))
+		}
+		x.embed(s.hist, s.user, s.emb)
+	}
+
+	allowed := func(i int32) bool { return !s.skip[i] && (exclude == nil || !exclude(x.Items[i])) }
+	var picked []int32
+	var sources []Source
+	taken := map[int32]bool{}
+	take := func(items []int32, src Source) {
+		for _, i := range items {
+			if !taken[i] {
+				taken[i] = true
+				picked = append(picked, i)
+				sources = append(sources, src)
+			}
+		}
+	}
+	if q.ItemToItem > 0 && len(s.touched) > 0 {
+		take(topK(s.touched, s.i2i, q.ItemToItem, allowed), ItemToItem)
+	}
+	if q.Embedding > 0 && hasUser {
+		take(topKAll(len(x.Items), s.emb, q.Embedding, func(i int32) bool { return allowed(i) && !taken[i] }), Embedding)
+	}
+	if q.Trending > 0 {
+		var tr []int32
+		for _, i := range x.trendTop {
+			if len(tr) == q.Trending {
+				break
+			}
+			if allowed(i) && !taken[i] {
+				tr = append(tr, i)
+			}
+		}
+		take(tr, Trending)
+	}
+
+	res := Result{IDs: make([]string, len(picked)), Sources: sources, Signals: make(map[string][]float32, len(Signals))}
+	col := func(name string, f func(i int32) float32) {
+		v := make([]float32, len(picked))
+		for k, i := range picked {
+			v[k] = f(i)
+		}
+		res.Signals[name] = v
+	}
+	for k, i := range picked {
+		res.IDs[k] = x.Items[i]
+	}
+	col(SignalItemToItem, func(i int32) float32 { return s.i2i[i] })
+	col(SignalRecent, func(i int32) float32 { return s.recent[i] })
+	col(SignalEmbedding, func(i int32) float32 {
+		if !hasUser {
+			return 0
+		}
+		return s.emb[i]
+	})
+	col(SignalPopularity, func(i int32) float32 { return at(x.Popularity, i) })
+	col(SignalTrend, func(i int32) float32 { return at(x.Trend, i) })
+	h := float32(math.Log1p(float64(len(s.hist))))
+	col(SignalHistory, func(int32) float32 { return h })
+	return res
+}
+
+// ScoreAll writes every item's signal values for a history into out (one
+// slice per signal name, each len(Items)), for evaluating one signal
+// alone over the whole catalogue. It is slow next to Retrieve and meant
+// for offline use.
+func (x *Index) ScoreAll(history []string) map[string][]float32 {
+	x.prepare()
+	n := len(x.Items)
+	out := map[string][]float32{}
+	for _, name := range Signals {
+		out[name] = make([]float32, n)
+	}
+	var hist []int32
+	seen := map[int32]bool{}
+	for _, id := range history {
+		if j, ok := x.index[id]; ok && !seen[j] {
+			seen[j] = true
+			hist = append(hist, j)
+		}
+	}
+	x.accumulate(hist, out[SignalItemToItem], out[SignalRecent], nil)
+	if x.Vectors != nil && len(hist) > 0 {
+		x.embed(hist, make([]float32, x.Dim), out[SignalEmbedding])
+	}
+	h := float32(math.Log1p(float64(len(hist))))
+	for i := range n {
+		out[SignalPopularity][i] = at(x.Popularity, int32(i))
+		out[SignalTrend][i] = at(x.Trend, int32(i))
+		out[SignalHistory][i] = h
+	}
+	return out
+}
+
+// accumulate adds the neighbour weights of the history items (newest
+// first) into i2i and, decayed by position, into recent, and returns
+// touched with every item it first made nonzero appended.
+func (x *Index) accumulate(hist []int32, i2i, recent []float32, touched []int32) []int32 {
+	if x.Neighbors == nil {
+		return touched
+	}
+	for pos, j := range hist {
+		decay := float32(math.Exp2(-float64(pos) / RecentHalfLife))
+		for _, nb := range x.Neighbors[j] {
+			if i2i[nb.Item] == 0 && recent[nb.Item] == 0 {
+				touched = append(touched, nb.Item)
+			}
+			i2i[nb.Item] += nb.Weight
+			recent[nb.Item] += nb.Weight * decay
+		}
+	}
+	return touched
+}
+
+// embed sums the history's vectors into user (Dim floats, overwritten)
+// and writes every item's dot product with it into scores.
+func (x *Index) embed(hist []int32, user, scores []float32) {
+	clear(user)
+	for _, j := range hist {
+		addTo(user, x.Vectors[int(j)*x.Dim:(int(j)+1)*x.Dim])
+	}
+	for i := range x.Items {
+		scores[i] = dot(user, x.Vectors[i*x.Dim:(i+1)*x.Dim])
+	}
+}
+
+func (x *Index) putScratch(s *scratch) {
+	for _, i := range s.touched {
+		s.i2i[i], s.recent[i] = 0, 0
+	}
+	for _, j := range s.hist {
+		s.skip[j] = false
+	}
+	s.touched, s.hist = s.touched[:0], s.hist[:0]
+	x.scratch.Put(s)
+}
+
+func at(s []float32, i int32) float32 {
+	if s == nil {
+		return 0
+	}
+	return s[i]
+}
+
+func addTo(dst, v []float32) {
+	for k := range dst {
+		dst[k] += v[k]
+	}
+}
+
+// dot is unrolled by four: it is the inner loop of the embedding source,
+// run once per catalogue item.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k+4 <= len(a); k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < len(a); k++ {
+		s0 += a[k] * b[k]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// minHeap keeps the k best (score, then lower index) items seen so far,
+// the worst on top.
+type minHeap struct {
+	items  []int32
+	scores []float32
+}
+
+func (h *minHeap) Len() int { return len(h.items) }
+func (h *minHeap) Less(a, b int) bool {
+	sa, sb := h.scores[h.items[a]], h.scores[h.items[b]]
+	return sa < sb || (sa == sb && h.items[a] > h.items[b])
+}
+func (h *minHeap) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
+func (h *minHeap) Push(v any)    { h.items = append(h.items, v.(int32)) }
+func (h *minHeap) Pop() any {
+	v := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return v
+}
+
+// better reports whether item i beats the heap's worst.
+func (h *minHeap) better(i int32) bool {
+	w := h.items[0]
+	return h.scores[i] > h.scores[w] || (h.scores[i] == h.scores[w] && i < w)
+}
+
+// topK returns the k allowed items of from with the highest scores, best
+// first (ties: lower index first).
+func topK(from []int32, scores []float32, k int, allowed func(int32) bool) []int32 {
+	h := &minHeap{scores: scores, items: make([]int32, 0, k)}
+	for _, i := range from {
+		if !allowed(i) {
+			continue
+		}
+		if h.Len() < k {
+			heap.Push(h, i)
+		} else if h.better(i) {
+			h.items[0] = i
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]int32, h.Len())
+	for p := len(out) - 1; p >= 0; p-- {
+		out[p] = heap.Pop(h).(int32)
+	}
+	return out
+}
+
+// topKAll is topK over every item 0..n-1.
+func topKAll(n int, scores []float32, k int, allowed func(int32) bool) []int32 {
+	h := &minHeap{scores: scores, items: make([]int32, 0, k)}
+	for i := range int32(n) {
+		if h.Len() == k && !h.better(i) {
+			continue // the common case: cheaper than the allowed check
+		}
+		if !allowed(i) {
+			continue
+		}
+		if h.Len() < k {
+			heap.Push(h, i)
+		} else {
+			h.items[0] = i
+			heap.Fix(h, 0)
+		}
+	}
+	out := make([]int32, h.Len())
+	for p := len(out) - 1; p >= 0; p-- {
+		out[p] = heap.Pop(h).(int32)
+	}
+	return out
+}

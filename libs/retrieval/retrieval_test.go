@@ -1,0 +1,205 @@
+package retrieval
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// randomIndex is an index of n items with k random neighbours each and
+// dim-sized vectors, the same for the same seed.
+func randomIndex(n, k, dim int, seed uint64) *Index {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	x := &Index{Items: make([]string, n), Neighbors: make([][]Neighbor, n), Dim: dim, Vectors: make([]float32, n*dim),
+		Popularity: make([]float32, n), Trend: make([]float32, n)}
+	for i := range n {
+		x.Items[i] = fmt.Sprintf("item-%d", i)
+		for range k {
+			j := int32(rng.IntN(n))
+			if int(j) != i {
+				x.Neighbors[i] = append(x.Neighbors[i], Neighbor{Item: j, Weight: rng.Float32()})
+			}
+		}
+		slices.SortFunc(x.Neighbors[i], func(a, b Neighbor) int { return cmp.Compare(b.Weight, a.Weight) })
+		x.Popularity[i] = rng.Float32() * 5
+		x.Trend[i] = rng.Float32() * 3
+	}
+	for i := range x.Vectors {
+		x.Vectors[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		x    *Index
+	}{
+		{"everything", randomIndex(50, 5, 4, 1)},
+		{"neighbours only", &Index{Items: []string{"a", "b"}, Neighbors: [][]Neighbor{{{1, 0.5}}, nil}}},
+		{"no artifacts but ids", &Index{Items: []string{"a"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			if err := tc.x.Write(path); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := cmpopts.IgnoreUnexported(Index{})
+			if d := gocmp.Diff(tc.x, got, opt, cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("Read(Write(x)) differs (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestReadRejectsCorruptFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	bad := &Index{Items: []string{"a"}, Neighbors: [][]Neighbor{{{Item: 7, Weight: 1}}}}
+	if err := bad.Write(path); err == nil {
+		t.Fatal("Write of a neighbour outside the catalogue succeeded")
+	}
+	good := randomIndex(20, 3, 4, 2)
+	if err := good.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	b := readBytes(t, path)
+	for _, cut := range []int{3, len(magic) + 2, len(b) / 2, len(b) - 1} {
+		writeBytes(t, path, b[:cut])
+		if _, err := Read(path); err == nil {
+			t.Errorf("Read of the first %d of %d bytes succeeded", cut, len(b))
+		}
+	}
+}
+
+// TestRetrieveMatchesBruteForce checks each source's picks against a
+// full sort of ScoreAll's signals, and the attribution and exclusions.
+func TestRetrieveMatchesBruteForce(t *testing.T) {
+	x := randomIndex(300, 20, 8, 3)
+	history := []string{"item-5", "item-17", "item-5", "item-200", "unknown"}
+	excluded := map[string]bool{"item-9": true}
+	q := Quotas{ItemToItem: 15, Embedding: 10, Trending: 5}
+	res := x.Retrieve(history, func(id string) bool { return excluded[id] }, q)
+	all := x.ScoreAll(history)
+
+	banned := map[string]bool{"item-5": true, "item-17": true, "item-200": true, "item-9": true}
+	best := func(signal string, k int, skip map[string]bool) []string {
+		ids := slices.Clone(x.Items)
+		pos := map[string]int{}
+		for i, id := range x.Items {
+			pos[id] = i
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool { return banned[id] || skip[id] || (signal == SignalItemToItem && all[signal][pos[id]] == 0) })
+		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(all[signal][pos[b]], all[signal][pos[a]]) })
+		return ids[:min(k, len(ids))]
+	}
+	got := map[Source][]string{}
+	for k, id := range res.IDs {
+		got[res.Sources[k]] = append(got[res.Sources[k]], id)
+	}
+	want := best(SignalItemToItem, q.ItemToItem, nil)
+	if d := gocmp.Diff(want, got[ItemToItem]); d != "" {
+		t.Errorf("item-to-item picks (-want +got):\n%s", d)
+	}
+	taken := map[string]bool{}
+	for _, id := range want {
+		taken[id] = true
+	}
+	wantEmb := best(SignalEmbedding, q.Embedding, taken)
+	if d := gocmp.Diff(wantEmb, got[Embedding]); d != "" {
+		t.Errorf("embedding picks (-want +got):\n%s", d)
+	}
+	if len(got[Trending]) != q.Trending {
+		t.Errorf("trending proposed %d, want %d", len(got[Trending]), q.Trending)
+	}
+	for k, id := range res.IDs {
+		if banned[id] {
+			t.Errorf("Retrieve proposed %s, which is in the history or excluded", id)
+		}
+		i, _ := x.Lookup(id)
+		for _, name := range Signals {
+			if res.Signals[name][k] != all[name][i] {
+				t.Errorf("signal %s of %s = %v, want %v (ScoreAll)", name, id, res.Signals[name][k], all[name][i])
+			}
+		}
+	}
+	// The scratch memory is clean for the next request.
+	again := x.Retrieve(history, func(id string) bool { return excluded[id] }, q)
+	if d := gocmp.Diff(res, again); d != "" {
+		t.Errorf("a second Retrieve differs (-first +second):\n%s", d)
+	}
+}
+
+func TestRetrieveColdStartAndNoArtifacts(t *testing.T) {
+	x := randomIndex(100, 5, 4, 4)
+	res := x.Retrieve(nil, nil, DefaultQuotas())
+	if len(res.IDs) != DefaultQuotas().Trending {
+		t.Fatalf("cold start proposed %d, want %d trending items", len(res.IDs), DefaultQuotas().Trending)
+	}
+	for k := range res.IDs {
+		if res.Sources[k] != Trending {
+			t.Errorf("cold start candidate %s from %v, want trending", res.IDs[k], res.Sources[k])
+		}
+		if k > 0 && res.Signals[SignalTrend][k] > res.Signals[SignalTrend][k-1] {
+			t.Errorf("trending not in trend order at %d", k)
+		}
+	}
+	bare := &Index{Items: []string{"a", "b", "c"}}
+	res = bare.Retrieve([]string{"a"}, nil, DefaultQuotas())
+	if d := gocmp.Diff([]string{"b", "c"}, res.IDs); d != "" {
+		t.Errorf("an index with ids only proposes (-want +got):\n%s", d)
+	}
+}
+
+// BenchmarkRetrieve100k is retrieval over a 100k-item catalogue (32-dim
+// vectors, 50 neighbours an item) for a user with 100 history items; it
+// reports p50 and p99 (the budget: p99 ≤ 2 ms).
+func BenchmarkRetrieve100k(b *testing.B) {
+	x := randomIndex(100_000, 50, 32, 5)
+	rng := rand.New(rand.NewPCG(9, 9))
+	histories := make([][]string, 64)
+	for h := range histories {
+		for range 100 {
+			histories[h] = append(histories[h], x.Items[rng.IntN(len(x.Items))])
+		}
+	}
+	x.Retrieve(histories[0], nil, DefaultQuotas())
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		x.Retrieve(histories[i%len(histories)], nil, DefaultQuotas())
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+func readBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeBytes(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
