@@ -90,6 +90,12 @@ type Index struct {
 	indexOnce sync.Once
 	index     map[string]int32
 	trendTop  []int32 // items by trend, then popularity, descending
+	// byNorm are the items by vector norm, descending, with their norms
+	// and their vectors copied in that order, for the embedding source's
+	// pruned exact search.
+	byNorm     []int32
+	norms      []float32
+	normSorted []float32
 	scratch   sync.Pool
 }
 
@@ -119,6 +125,21 @@ func (x *Index) prepare() {
 		slices.SortStableFunc(x.trendTop, func(a, b int32) int {
 			return cmp.Or(cmp.Compare(at(x.Trend, b), at(x.Trend, a)), cmp.Compare(at(x.Popularity, b), at(x.Popularity, a)))
 		})
+		if x.Vectors != nil {
+			norm := make([]float32, len(x.Items))
+			for i := range norm {
+				v := x.Vectors[i*x.Dim : (i+1)*x.Dim]
+				norm[i] = float32(math.Sqrt(float64(dot(v, v))))
+			}
+			x.byNorm = slices.Clone(x.trendTop)
+			slices.SortStableFunc(x.byNorm, func(a, b int32) int { return cmp.Or(cmp.Compare(norm[b], norm[a]), cmp.Compare(a, b)) })
+			x.norms = make([]float32, len(x.Items))
+			x.normSorted = make([]float32, 0, len(x.Vectors))
+			for k, i := range x.byNorm {
+				x.norms[k] = norm[i]
+				x.normSorted = append(x.normSorted, x.Vectors[int(i)*x.Dim:(int(i)+1)*x.Dim]...)
+			}
+		}
 	})
 }
 
@@ -132,7 +153,7 @@ type Result struct {
 
 // scratch is per-request working memory over the whole catalogue.
 type scratch struct {
-	i2i, recent, emb []float32
+	i2i, recent, block []float32
 	touched          []int32
 	skip             []bool
 	user             []float32
@@ -165,10 +186,7 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 	s.touched = x.accumulate(s.hist, s.i2i, s.recent, s.touched)
 	hasUser := x.Vectors != nil && len(s.hist) > 0
 	if hasUser {
-		if len(s.emb) < len(x.Items) {
-			s.emb = make([]float32, len(x.Items))
-		}
-		x.embed(s.hist, s.user, s.emb)
+		x.userVector(s.hist, s.user)
 	}
 
 	allowed := func(i int32) bool { return !s.skip[i] && (exclude == nil || !exclude(x.Items[i])) }
@@ -188,7 +206,7 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 		take(topK(s.touched, s.i2i, q.ItemToItem, allowed), ItemToItem)
 	}
 	if q.Embedding > 0 && hasUser {
-		take(topKAll(len(x.Items), s.emb, q.Embedding, func(i int32) bool { return allowed(i) && !taken[i] }), Embedding)
+		take(x.nearest(s, q.Embedding, func(i int32) bool { return allowed(i) && !taken[i] }), Embedding)
 	}
 	if q.Trending > 0 {
 		var tr []int32
@@ -220,7 +238,7 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 		if !hasUser {
 			return 0
 		}
-		return s.emb[i]
+		return dot(s.user, x.Vectors[int(i)*x.Dim:(int(i)+1)*x.Dim])
 	})
 	col(SignalPopularity, func(i int32) float32 { return at(x.Popularity, i) })
 	col(SignalTrend, func(i int32) float32 { return at(x.Trend, i) })
@@ -250,7 +268,9 @@ func (x *Index) ScoreAll(history []string) map[string][]float32 {
 	}
 	x.accumulate(hist, out[SignalItemToItem], out[SignalRecent], nil)
 	if x.Vectors != nil && len(hist) > 0 {
-		x.embed(hist, make([]float32, x.Dim), out[SignalEmbedding])
+		user := make([]float32, x.Dim)
+		x.userVector(hist, user)
+		scan(user, x.Vectors, out[SignalEmbedding], x.Dim)
 	}
 	h := float32(math.Log1p(float64(len(hist))))
 	for i := range n {
@@ -281,15 +301,113 @@ func (x *Index) accumulate(hist []int32, i2i, recent []float32, touched []int32)
 	return touched
 }
 
-// embed sums the history's vectors into user (Dim floats, overwritten)
-// and writes every item's dot product with it into scores.
-func (x *Index) embed(hist []int32, user, scores []float32) {
+// userVector sums the history's vectors into user (Dim floats, overwritten).
+func (x *Index) userVector(hist []int32, user []float32) {
 	clear(user)
 	for _, j := range hist {
 		addTo(user, x.Vectors[int(j)*x.Dim:(int(j)+1)*x.Dim])
 	}
-	for i := range x.Items {
-		scores[i] = dot(user, x.Vectors[i*x.Dim:(i+1)*x.Dim])
+}
+
+// nearestBlock is how many items the embedding search scores between
+// checks of its bound.
+const nearestBlock = 64
+
+// nearest is the exact top k allowed items by dot product with the user's
+// vector in s, best first (ties: lower index). It visits items by
+// descending vector norm and stops once no item left can beat the k-th
+// best (a dot product is at most the product of the norms): on a
+// long-tailed catalogue, whose rare items have short vectors, it scores a
+// small part of it; at worst, all of it.
+func (x *Index) nearest(s *scratch, k int, allowed func(int32) bool) []int32 {
+	un := float32(math.Sqrt(float64(dot(s.user, s.user)))) * (1 + 1e-5)
+	h := &pairHeap{}
+	if len(s.block) < nearestBlock {
+		s.block = make([]float32, nearestBlock)
+	}
+	n, d := len(x.byNorm), x.Dim
+	for b := 0; b < n; b += nearestBlock {
+		if len(h.items) == k && un*x.norms[b] < h.scores[0] {
+			break
+		}
+		e := min(b+nearestBlock, n)
+		block := s.block[:e-b]
+		scan(s.user, x.normSorted[b*d:e*d], block, d)
+		for j, sc := range block {
+			if i := x.byNorm[b+j]; allowed(i) {
+				h.offer(i, sc, k)
+			}
+		}
+	}
+	return h.sorted()
+}
+
+// pairHeap keeps the k best (score, then lower item) pairs offered, the
+// worst first.
+type pairHeap struct {
+	items  []int32
+	scores []float32
+}
+
+func (h *pairHeap) Len() int { return len(h.items) }
+func (h *pairHeap) Less(a, b int) bool {
+	return h.scores[a] < h.scores[b] || (h.scores[a] == h.scores[b] && h.items[a] > h.items[b])
+}
+func (h *pairHeap) Swap(a, b int) {
+	h.items[a], h.items[b] = h.items[b], h.items[a]
+	h.scores[a], h.scores[b] = h.scores[b], h.scores[a]
+}
+func (h *pairHeap) Push(any) {}
+func (h *pairHeap) Pop() any {
+	h.items, h.scores = h.items[:len(h.items)-1], h.scores[:len(h.scores)-1]
+	return nil
+}
+
+func (h *pairHeap) offer(i int32, score float32, k int) {
+	if len(h.items) < k {
+		h.items, h.scores = append(h.items, i), append(h.scores, score)
+		heap.Fix(h, len(h.items)-1)
+		return
+	}
+	if score > h.scores[0] || (score == h.scores[0] && i < h.items[0]) {
+		h.items[0], h.scores[0] = i, score
+		heap.Fix(h, 0)
+	}
+}
+
+// sorted empties the heap, best first.
+func (h *pairHeap) sorted() []int32 {
+	out := make([]int32, len(h.items))
+	for p := len(out) - 1; p >= 0; p-- {
+		out[p] = h.items[0]
+		h.Swap(0, len(h.items)-1)
+		h.Pop()
+		heap.Fix(h, 0)
+	}
+	return out
+}
+
+// scan writes the dot product of user with every dim-sized vector of vecs
+// into scores. It is the embedding source's inner loop, over the whole
+// catalogue: four items at a time share each load of the user's vector
+// and keep four independent sums, which about halves its time.
+func scan(user, vecs, scores []float32, dim int) {
+	n := len(scores)
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		v := vecs[i*dim : (i+4)*dim]
+		v0, v1, v2, v3 := v[:dim], v[dim:2*dim], v[2*dim:3*dim], v[3*dim:4*dim]
+		var s0, s1, s2, s3 float32
+		for k, u := range user {
+			s0 += u * v0[k]
+			s1 += u * v1[k]
+			s2 += u * v2[k]
+			s3 += u * v3[k]
+		}
+		scores[i], scores[i+1], scores[i+2], scores[i+3] = s0, s1, s2, s3
+	}
+	for ; i < n; i++ {
+		scores[i] = dot(user, vecs[i*dim:(i+1)*dim])
 	}
 }
 
@@ -317,22 +435,13 @@ func addTo(dst, v []float32) {
 	}
 }
 
-// dot is unrolled by four: it is the inner loop of the embedding source,
-// run once per catalogue item.
 func dot(a, b []float32) float32 {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	k := 0
-	for ; k+4 <= len(a); k += 4 {
-		s0 += a[k] * b[k]
-		s1 += a[k+1] * b[k+1]
-		s2 += a[k+2] * b[k+2]
-		s3 += a[k+3] * b[k+3]
+	var s float32
+	for k := range a {
+		s += a[k] * b[k]
 	}
-	for ; k < len(a); k++ {
-		s0 += a[k] * b[k]
-	}
-	return s0 + s1 + s2 + s3
+	return s
 }
 
 // minHeap keeps the k best (score, then lower index) items seen so far,
@@ -372,30 +481,6 @@ func topK(from []int32, scores []float32, k int, allowed func(int32) bool) []int
 		if h.Len() < k {
 			heap.Push(h, i)
 		} else if h.better(i) {
-			h.items[0] = i
-			heap.Fix(h, 0)
-		}
-	}
-	out := make([]int32, h.Len())
-	for p := len(out) - 1; p >= 0; p-- {
-		out[p] = heap.Pop(h).(int32)
-	}
-	return out
-}
-
-// topKAll is topK over every item 0..n-1.
-func topKAll(n int, scores []float32, k int, allowed func(int32) bool) []int32 {
-	h := &minHeap{scores: scores, items: make([]int32, 0, k)}
-	for i := range int32(n) {
-		if h.Len() == k && !h.better(i) {
-			continue // the common case: cheaper than the allowed check
-		}
-		if !allowed(i) {
-			continue
-		}
-		if h.Len() < k {
-			heap.Push(h, i)
-		} else {
 			h.items[0] = i
 			heap.Fix(h, 0)
 		}
