@@ -26,6 +26,9 @@ const (
 	TrendingHalfLife = 24 * time.Hour
 	// RecentClicks is how many recently clicked items are kept per user.
 	RecentClicks = 20
+	// HistoryLength is how many consumed items (see Event.Consumed) are
+	// kept per user: the newest, by the time of their latest consumption.
+	HistoryLength = 1000
 	// CTRPrior and CTRPriorWeight smooth click-through rates: the rate is
 	// (clicks_7d + CTRPrior·CTRPriorWeight) / (impressions_7d + CTRPriorWeight),
 	// so an entity with no history reads CTRPrior.
@@ -61,6 +64,9 @@ type Def struct {
 	Name string
 	Kind Kind
 	Doc  string
+	// ByNameOnly features are read only when asked for by name: they are
+	// large, and a read that names no feature leaves them out.
+	ByNameOnly bool
 
 	// For decayed counters: the hash field and the half-life.
 	field    string
@@ -72,14 +78,14 @@ func counterDefs(what string) []Def {
 	for _, ev := range []string{"clicks", "impressions"} {
 		for _, h := range horizons {
 			name := ev + "_" + h.suffix
-			defs = append(defs, Def{name, Number, fmt.Sprintf("%s %s, decayed with a half-life of %s", what, ev, h.halfLife), counterTag + name, h.halfLife})
+			defs = append(defs, Def{Name: name, Kind: Number, Doc: fmt.Sprintf("%s %s, decayed with a half-life of %s", what, ev, h.halfLife), field: counterTag + name, halfLife: h.halfLife})
 		}
 	}
 	return defs
 }
 
 // UserFeatures and ItemFeatures list every feature, in the order reads
-// return them when no names are asked for.
+// return them when no names are asked for (all but the ByNameOnly ones).
 var (
 	UserFeatures = slices.Concat([]Def{
 		{Name: "age", Kind: Number, Doc: "age in years (profile)"},
@@ -90,6 +96,8 @@ var (
 		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
 		{Name: "category_affinity", Kind: Weights, Doc: "decayed clicks per item category (7-day half-life)"},
 		{Name: "recent_clicks", Kind: List, Doc: fmt.Sprintf("the last %d items clicked, newest first", RecentClicks)},
+		{Name: "history", Kind: List, ByNameOnly: true,
+			Doc: fmt.Sprintf("every item consumed (clicked, or rated in a batch load), newest first, up to %d", HistoryLength)},
 	})
 	ItemFeatures = slices.Concat([]Def{
 		{Name: "title", Kind: Text, Doc: "title (attributes)"},
@@ -115,11 +123,21 @@ func (e *UnknownFeaturesError) Error() string {
 	return fmt.Sprintf("unknown feature names %s; known: %s", strings.Join(e.Names, ", "), strings.Join(known, ", "))
 }
 
-// selectDefs returns the defs for names (all when empty) or an
-// *UnknownFeaturesError.
-func selectDefs(all []Def, names []string) ([]Def, error) {
+// The features a read that names none returns.
+var (
+	userDefaults = withoutByNameOnly(UserFeatures)
+	itemDefaults = withoutByNameOnly(ItemFeatures)
+)
+
+func withoutByNameOnly(all []Def) []Def {
+	return slices.DeleteFunc(slices.Clone(all), func(d Def) bool { return d.ByNameOnly })
+}
+
+// selectDefs returns the defs for names (defaults when empty) or an
+// *UnknownFeaturesError naming every known one.
+func selectDefs(all, defaults []Def, names []string) ([]Def, error) {
 	if len(names) == 0 {
-		return all, nil
+		return defaults, nil
 	}
 	out := make([]Def, 0, len(names))
 	var unknown []string

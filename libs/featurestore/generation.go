@@ -93,7 +93,10 @@ func (s *Store) Switch(ctx context.Context, gen string) error {
 
 // CopyStatic copies the static part of every entity (profiles, item
 // attributes: what the event log cannot rebuild) from this store's current
-// generation into to's, and returns how many entities it copied.
+// generation into to's, and returns how many entities it copied. The
+// real-time state (counters, recent clicks, history) is left to the log's
+// replay; what a batch load wrote there directly, not through the log
+// (ingest's ratings), the new generation does not have.
 func (s *Store) CopyStatic(ctx context.Context, to *Store) (int, error) {
 	from, dst := s.keys(), to.keys()
 	prefix := globEscape(string(from))
@@ -163,9 +166,9 @@ func (s *Store) scanKeys(ctx context.Context, patterns []string, f func(context.
 }
 
 // DropGeneration deletes every key of generation gen: features, recent
-// clicks, de-duplication markers, trending sets and experiment counters,
-// all that a rebuild leaves behind in the generation it switched away
-// from. It refuses the active generation. deleted, when set, is told of
+// clicks, history, de-duplication markers, trending sets and experiment
+// counters, all that a rebuild leaves behind in the generation it switched
+// away from. It refuses the active generation. deleted, when set, is told of
 // each batch of keys deleted (concurrently from a cluster's masters). It
 // returns how many keys it deleted.
 func (s *Store) DropGeneration(ctx context.Context, gen string, deleted func(n int)) (int, error) {

@@ -14,24 +14,30 @@ import (
 	featurev1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
 )
 
-// Users reads the named features (all when names is empty) of the users, in
-// one pipelined round trip. Unknown users come back with defaults and
-// Missing set. Errors: ErrInvalid (wrapped) for bad ids or counts,
-// *UnknownFeaturesError for unknown names, otherwise Redis failures.
+// Users reads the named features (when names is empty, all but the
+// ByNameOnly ones) of the users, in one pipelined round trip. Unknown users
+// come back with defaults and Missing set. Errors: ErrInvalid (wrapped) for
+// bad ids or counts, *UnknownFeaturesError for unknown names, otherwise
+// Redis failures.
 func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
 	k := s.keys()
-	defs, err := s.checkRead("user_ids", ids, names, UserFeatures)
+	defs, err := s.checkRead("user_ids", ids, names, UserFeatures, userDefaults)
 	if err != nil {
 		return nil, err
 	}
-	wantRecent := slices.ContainsFunc(defs, func(d Def) bool { return d.Name == "recent_clicks" })
+	wants := func(name string) bool { return slices.ContainsFunc(defs, func(d Def) bool { return d.Name == name }) }
+	wantRecent, wantHistory := wants("recent_clicks"), wants("history")
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
 	recents := make([]*redis.ZSliceCmd, len(ids))
+	histories := make([]*redis.ZSliceCmd, len(ids))
 	for i, id := range ids {
 		hashes[i] = pipe.HGetAll(ctx, k.userKey(id))
 		if wantRecent {
 			recents[i] = pipe.ZRevRangeWithScores(ctx, k.recentKey(id), 0, RecentClicks-1)
+		}
+		if wantHistory {
+			histories[i] = pipe.ZRevRangeWithScores(ctx, k.historyKey(id), 0, HistoryLength-1)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -41,14 +47,17 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	out := make([]*featurev1.FeatureSet, len(ids))
 	for i, id := range ids {
 		h := hashes[i].Val()
-		var recent []redis.Z
+		var recent, history []redis.Z
 		if wantRecent {
 			recent = recents[i].Val()
 		}
-		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0 && len(recent) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
+		if wantHistory {
+			history = histories[i].Val()
+		}
+		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0 && len(recent) == 0 && len(history) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
 		b.entity()
 		for _, d := range defs {
-			fs.Features[d.Name] = b.userFeature(d, h, recent)
+			fs.Features[d.Name] = b.userFeature(d, h, recent, history)
 		}
 		out[i] = fs
 	}
@@ -58,7 +67,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 // Items reads item features as Users reads user features, in one round trip.
 func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
 	k := s.keys()
-	defs, err := s.checkRead("item_ids", ids, names, ItemFeatures)
+	defs, err := s.checkRead("item_ids", ids, names, ItemFeatures, itemDefaults)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +121,7 @@ func (s *Store) Trending(ctx context.Context, category string, limit int) ([]Tre
 	return out, nil
 }
 
-func (s *Store) checkRead(field string, ids, names []string, all []Def) ([]Def, error) {
+func (s *Store) checkRead(field string, ids, names []string, all, defaults []Def) ([]Def, error) {
 	if len(ids) == 0 {
 		return nil, invalid("%s: at least one id is required", field)
 	}
@@ -124,7 +133,7 @@ func (s *Store) checkRead(field string, ids, names []string, all []Def) ([]Def, 
 			return nil, err
 		}
 	}
-	return selectDefs(all, names)
+	return selectDefs(all, defaults, names)
 }
 
 // builder makes the feature messages of one read. It allocates them in
@@ -208,7 +217,7 @@ func (b *builder) age(at time.Time) *durationpb.Duration {
 	return b.last
 }
 
-func (b *builder) userFeature(d Def, h map[string]string, recent []redis.Z) *featurev1.Feature {
+func (b *builder) userFeature(d Def, h map[string]string, recent, history []redis.Z) *featurev1.Feature {
 	switch d.Name {
 	case "age":
 		return b.numberField(h, profileTag+"age", profileTag+"ts")
@@ -219,20 +228,28 @@ func (b *builder) userFeature(d Def, h map[string]string, recent []redis.Z) *fea
 	case "category_affinity":
 		return b.affinityFeature(h)
 	case "recent_clicks":
-		f := b.feature()
-		ids := make([]string, len(recent))
-		for i, z := range recent {
-			ids[i] = z.Member.(string)
-		}
-		f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: ids}}
-		if len(recent) == 0 {
-			f.Missing = true
-		} else {
-			f.Age = b.age(time.UnixMilli(int64(recent[0].Score)))
-		}
-		return f
+		return b.itemSet(recent)
+	case "history":
+		return b.itemSet(history)
 	}
 	return b.counterFeature(d, h)
+}
+
+// itemSet is a sorted set of item → time (ms), read newest first, as a
+// list of item ids whose age is that of the newest.
+func (b *builder) itemSet(zs []redis.Z) *featurev1.Feature {
+	f := b.feature()
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i] = z.Member.(string)
+	}
+	f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: ids}}
+	if len(zs) == 0 {
+		f.Missing = true
+	} else {
+		f.Age = b.age(time.UnixMilli(int64(zs[0].Score)))
+	}
+	return f
 }
 
 func (b *builder) itemFeature(d Def, h map[string]string) *featurev1.Feature {

@@ -1,14 +1,15 @@
 // Package featurestore is the online feature store on Redis: static user
 // profiles and item attributes, and the real-time features that the click
 // stream updates (decayed counts, smoothed CTR, category affinity, recent
-// clicks, trending scores).
+// clicks, consumed history, trending scores).
 //
 // Key layout. Every key of one entity carries the entity id as its hash tag,
 // so on Redis Cluster one entity lives in one slot and its scripts are
 // atomic:
 //
 //	<ns>u:{<user>}          hash: profile fields p:*, counters c:*, affinity aff:<category>
-//	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms)
+//	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms), newest RecentClicks
+//	<ns>u:{<user>}:hist     sorted set: consumed item → last consumption time (ms), newest HistoryLength
 //	<ns>u:{<user>}:seen:<event>  de-duplication marker (expires)
 //	<ns>i:{<item>}          hash: attributes a:*, counters c:*, trend (as in {trending}:all)
 //	<ns>i:{<item>}:seen:<event>
@@ -93,9 +94,10 @@ func (s *Store) oneNode() bool {
 	return ok
 }
 
-func (k keyspace) userKey(id string) string   { return string(k) + "u:{" + id + "}" }
-func (k keyspace) recentKey(id string) string { return string(k) + "u:{" + id + "}:recent" }
-func (k keyspace) itemKey(id string) string   { return string(k) + "i:{" + id + "}" }
+func (k keyspace) userKey(id string) string    { return string(k) + "u:{" + id + "}" }
+func (k keyspace) recentKey(id string) string  { return string(k) + "u:{" + id + "}:recent" }
+func (k keyspace) historyKey(id string) string { return string(k) + "u:{" + id + "}:hist" }
+func (k keyspace) itemKey(id string) string    { return string(k) + "i:{" + id + "}" }
 func (k keyspace) trendingKey(cat string) string {
 	if cat == "" {
 		return string(k) + "{trending}:all"

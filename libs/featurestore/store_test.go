@@ -45,9 +45,22 @@ var backends = []backend{
 	}},
 }
 
+// perPart is a miniredis behind a one-shard Ring: not a *redis.Client, so
+// the store applies events part by part as on Redis Cluster. It tests that
+// path where no cluster is at hand (Ring has no key scan: no generation
+// copy or drop).
+var perPart = backend{"miniredis-per-part", func(t *testing.T) (redis.UniversalClient, string) {
+	m := miniredis.RunT(t)
+	return redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": m.Addr()}}), "t:"
+}}
+
 // forEachBackend runs f against every backend with a store whose clock is
 // fixed at now.
 func forEachBackend(t *testing.T, now time.Time, f func(t *testing.T, s *Store, rdb redis.UniversalClient)) {
+	forBackends(t, backends, now, f)
+}
+
+func forBackends(t *testing.T, backends []backend, now time.Time, f func(t *testing.T, s *Store, rdb redis.UniversalClient)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			rdb, prefix := b.open(t)
@@ -274,12 +287,14 @@ func TestReadRoundTrips(t *testing.T) {
 		if n := trips.Load(); n > 2 {
 			t.Errorf("reading 500 items took %d round trips, want at most 2", n)
 		}
-		trips.Store(0)
-		if _, err := s.Users(context.Background(), ids, nil); err != nil {
-			t.Fatal(err)
-		}
-		if n := trips.Load(); n > 2 {
-			t.Errorf("reading 500 users took %d round trips, want at most 2", n)
+		for _, names := range [][]string{nil, {"age", "recent_clicks", "history"}} {
+			trips.Store(0)
+			if _, err := s.Users(context.Background(), ids, names); err != nil {
+				t.Fatal(err)
+			}
+			if n := trips.Load(); n > 2 {
+				t.Errorf("reading 500 users' %v took %d round trips, want at most 2", names, n)
+			}
 		}
 		if commands.Load() < 500 {
 			t.Errorf("hook saw %d commands; it is not counting", commands.Load())
@@ -329,16 +344,16 @@ func TestDropGeneration(t *testing.T) {
 		}
 		var reported atomic.Int64
 		n, err := s.DropGeneration(ctx, "", func(k int) { reported.Add(int64(k)) })
-		// user hash, recent clicks, item hash, two trending sets, experiment
-		// counters and users, and at least one marker
-		if err != nil || n < 8 || reported.Load() != int64(n) {
-			t.Fatalf("DropGeneration = %d, %v (reported %d); want at least 8 keys, all reported", n, err, reported.Load())
+		// user hash, recent clicks, history, item hash, two trending sets,
+		// experiment counters and users, and at least one marker
+		if err != nil || n < 9 || reported.Load() != int64(n) {
+			t.Fatalf("DropGeneration = %d, %v (reported %d); want at least 9 keys, all reported", n, err, reported.Load())
 		}
 		for _, c := range []struct {
 			g    *Store
 			left bool
 		}{{old, false}, {next, true}} {
-			us, err1 := c.g.Users(ctx, []string{"u1"}, nil)
+			us, err1 := c.g.Users(ctx, []string{"u1"}, []string{"age", "clicks_1d", "recent_clicks", "history"})
 			is, err2 := c.g.Items(ctx, []string{"i1"}, nil)
 			tr, err3 := c.g.Trending(ctx, "Crime", 10)
 			ex, err4 := c.g.Experiment(ctx, "x")
@@ -393,6 +408,145 @@ func TestExperimentCounts(t *testing.T) {
 		}
 		if none, err := s.Experiment(ctx, "nope"); err != nil || len(none) != 0 {
 			t.Errorf("Experiment(nope) = %v, %v; want nothing", none, err)
+		}
+	})
+}
+
+// history reads a user's history feature.
+func history(t *testing.T, s *Store, user string) *featurev1.Feature {
+	t.Helper()
+	us, err := s.Users(context.Background(), []string{user}, []string{"history"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return us[0].GetFeatures()["history"]
+}
+
+func TestHistory(t *testing.T) {
+	now := t0.Add(time.Hour)
+	at := func(minute int) time.Time { return t0.Add(time.Duration(minute) * time.Minute) }
+	for _, tc := range []struct {
+		name   string
+		events []Event // of the case's user
+		want   []string
+		newest time.Time
+	}{
+		{"clicks, newest first", []Event{
+			{ID: "c1", Kind: Click, ItemID: "i1", Time: at(1)},
+			{ID: "c2", Kind: Click, ItemID: "i2", Time: at(2)},
+		}, []string{"i2", "i1"}, at(2)},
+		{"consumed impressions and clicks", []Event{
+			{ID: "r1", Kind: Impression, Consumed: true, ItemID: "i1", Time: at(1)},
+			{ID: "r3", Kind: Impression, Consumed: true, ItemID: "i3", Time: at(3)},
+			{ID: "c2", Kind: Click, ItemID: "i2", Time: at(2)},
+		}, []string{"i3", "i2", "i1"}, at(3)},
+		{"a plain impression is not consumption", []Event{
+			{ID: "s1", Kind: Impression, ItemID: "i1", Time: at(1)},
+		}, nil, time.Time{}},
+		{"an item counts at its latest consumption, whatever the order", []Event{
+			{ID: "c3", Kind: Click, ItemID: "i1", Time: at(3)},
+			{ID: "c2", Kind: Click, ItemID: "i2", Time: at(2)},
+			{ID: "r1", Kind: Impression, Consumed: true, ItemID: "i1", Time: at(1)},
+			{ID: "r4", Kind: Impression, Consumed: true, ItemID: "i2", Time: at(4)},
+		}, []string{"i2", "i1"}, at(4)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forBackends(t, append(backends, perPart), now, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+				ctx := context.Background()
+				events := slices.Clone(tc.events)
+				for i := range events {
+					events[i].UserID = "u1"
+				}
+				if res, err := s.ApplyEvents(ctx, events); err != nil || res.Applied != len(events) {
+					t.Fatalf("ApplyEvents = %+v, %v; want %d applied", res, err, len(events))
+				}
+				for _, pass := range []string{"applied", "applied again"} {
+					f := history(t, s, "u1")
+					if got := f.GetList().GetValues(); !slices.Equal(got, tc.want) {
+						t.Errorf("%s: history = %v, want %v", pass, got, tc.want)
+					}
+					if f.GetMissing() != (len(tc.want) == 0) {
+						t.Errorf("%s: history missing = %v, want %v", pass, f.GetMissing(), len(tc.want) == 0)
+					}
+					if len(tc.want) > 0 && f.GetAge().AsDuration() != now.Sub(tc.newest) {
+						t.Errorf("%s: history age = %v, want %v (of the newest)", pass, f.GetAge().AsDuration(), now.Sub(tc.newest))
+					}
+					if res, err := s.ApplyEvents(ctx, events); err != nil || res.Duplicates != len(events) {
+						t.Fatalf("ApplyEvents again = %+v, %v; want %d duplicates", res, err, len(events))
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestHistoryCap applies more consumptions than a history keeps, in no
+// particular order, and expects the newest HistoryLength.
+func TestHistoryCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("applies over a thousand events per backend")
+	}
+	forBackends(t, append(backends, perPart), t0.Add(time.Hour), func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		events := make([]Event, HistoryLength+5)
+		for i := range events {
+			events[i] = Event{ID: fmt.Sprintf("r%d", i), Kind: Impression, Consumed: true, UserID: "u1", ItemID: fmt.Sprintf("i%04d", i), Time: t0.Add(time.Duration(i) * time.Second)}
+		}
+		want := make([]string, HistoryLength)
+		for i := range want {
+			want[i] = events[len(events)-1-i].ItemID
+		}
+		rand.New(rand.NewPCG(3, 4)).Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+		for _, pass := range []string{"applied", "applied again"} {
+			res, err := s.ApplyEvents(ctx, events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pass == "applied again" && res.Duplicates != len(events) {
+				t.Errorf("applying again = %+v, want all %d duplicates", res, len(events))
+			}
+			if got := history(t, s, "u1").GetList().GetValues(); !slices.Equal(got, want) {
+				t.Errorf("%s: history has %d items from %v, want the newest %d from %s", pass, len(got), got[:min(3, len(got))], HistoryLength, want[0])
+			}
+			// The read stops at HistoryLength too: the cap is on what is kept.
+			if n, err := rdb.ZCard(ctx, s.keys().historyKey("u1")).Result(); err != nil || n != HistoryLength {
+				t.Errorf("%s: the history set holds %d items (%v), want %d", pass, n, err, HistoryLength)
+			}
+		}
+	})
+}
+
+// TestHistoryByNameOnly checks that history, being large, is read only
+// when it is named.
+func TestHistoryByNameOnly(t *testing.T) {
+	forEachBackend(t, t0.Add(time.Hour), func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		if _, err := s.ApplyEvents(ctx, []Event{{ID: "c1", Kind: Click, UserID: "u1", ItemID: "i1", Time: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			names []string
+			want  bool
+		}{
+			{nil, false},
+			{[]string{"recent_clicks"}, false},
+			{[]string{"history"}, true},
+			{[]string{"age", "recent_clicks", "history"}, true},
+		} {
+			us, err := s.Users(ctx, []string{"u1"}, tc.names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, got := us[0].GetFeatures()["history"]
+			if got != tc.want {
+				t.Errorf("Users(%v) has history = %v, want %v", tc.names, got, tc.want)
+			}
+			if got && !slices.Equal(f.GetList().GetValues(), []string{"i1"}) {
+				t.Errorf("Users(%v) history = %v, want [i1]", tc.names, f.GetList().GetValues())
+			}
+			if tc.names == nil && len(us[0].GetFeatures()) != len(UserFeatures)-1 {
+				t.Errorf("Users(all) = %d features, want every one of %d but history", len(us[0].GetFeatures()), len(UserFeatures))
+			}
 		}
 	})
 }

@@ -50,14 +50,18 @@ local function logadd2(c, w)
 end
 
 -- entity folds the event into one user's or item's hash with one read and
--- one write, whatever the number of counters. Keys: the hash, then the
--- recent-clicks set when an item is clicked. Args: event time (ms), item
--- clicked ("" for none), recent-clicks length, trending log2 weight to add
--- to the "trend" field ("" for none), the number of counters, then
--- (field, increment, half-life ms) of each decayed counter to bump.
+-- one write, whatever the number of counters, and adds the item to the
+-- entity's capped sorted sets (a user's recent clicks and history). Keys:
+-- the hash, then those sets. Args: event time (ms), the item, the number of
+-- sets and the length each is capped to, trending log2 weight to add to
+-- the "trend" field ("" for none), the number of counters, then (field,
+-- increment, half-life ms) of each decayed counter to bump.
 local function entity()
   local hash = key()
-  local t, clicked, keep, trend, n = tonumber(arg()), arg(), tonumber(arg()), arg(), tonumber(arg())
+  local t, item, nsets = tonumber(arg()), arg(), tonumber(arg())
+  local keeps = {}
+  for k = 1, nsets do keeps[k] = tonumber(arg()) end
+  local trend, n = arg(), tonumber(arg())
   local fields, incs, hls = {}, {}, {}
   for k = 1, n do fields[k], incs[k], hls[k] = arg(), tonumber(arg()), tonumber(arg()) end
   if trend ~= '' then fields[n + 1] = 'trend' end
@@ -87,10 +91,12 @@ local function entity()
     out[#out + 1] = string.format('%.17g', w)
   end
   redis.call('HSET', hash, unpack(out))
-  if clicked ~= '' then
-    local recent = key()
-    redis.call('ZADD', recent, 'GT', t, clicked)
-    redis.call('ZREMRANGEBYRANK', recent, 0, -keep - 1)
+  -- GT keeps each item's latest time and the cap its newest ones, so the
+  -- sets do not depend on the order events arrive in.
+  for k = 1, nsets do
+    local set = key()
+    redis.call('ZADD', set, 'GT', t, item)
+    redis.call('ZREMRANGEBYRANK', set, 0, -keeps[k] - 1)
   end
 end
 
@@ -284,6 +290,11 @@ type Event struct {
 	UserID string
 	ItemID string
 	Time   time.Time
+	// Consumed says an impression is a consumption of the item, which
+	// goes into the user's history (every click does): a rating or a
+	// purchase imported in a batch is one; an impression a client sends
+	// through the API is only a display and is not.
+	Consumed bool
 	// The experiment arm that produced the ranking, when there was one.
 	ExperimentID string
 	Arm          string
@@ -297,12 +308,12 @@ type ApplyResult struct {
 }
 
 // ApplyEvents folds events into the real-time features: the user's and the
-// item's decayed counts, the user's category affinity and recent clicks, and
-// the trending scores. Each part (on a single Redis, each whole event) is
-// applied atomically together with its de-duplication marker, so applying
-// the same events again — after a crash,
-// a rebalance or a retry — changes nothing. It takes two round trips: one to
-// read the items' categories, one to apply.
+// item's decayed counts, the user's category affinity, recent clicks and
+// history (clicks and consumed impressions), and the trending scores. Each
+// part (on a single Redis, each whole event) is applied atomically together
+// with its de-duplication marker, so applying the same events again — after
+// a crash, a rebalance or a retry — changes nothing. It takes two round
+// trips: one to read the items' categories, one to apply.
 func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, error) {
 	k := s.keys()
 	if len(events) == 0 {
@@ -374,29 +385,36 @@ type part struct {
 // one. cats are the item's categories.
 func eventParts(k keyspace, e Event, cats []string) []part {
 	t := e.Time.UnixMilli()
-	kind, clicked, trendW := "impressions", "", ImpressionTrendingWeight
+	kind, trendW := "impressions", ImpressionTrendingWeight
 	if e.Kind == Click {
-		kind, clicked, trendW = "clicks", e.ItemID, 1
+		kind, trendW = "clicks", 1
 	}
 	w := strconv.FormatFloat(trendingLogWeight(trendW, e.Time), 'g', 17, 64)
 	counters := make([]any, 0, 3*(len(horizons)+len(cats)))
 	for _, h := range horizons {
 		counters = append(counters, counterTag+kind+"_"+h.suffix, 1, h.halfLife.Milliseconds())
 	}
-	entity := func(clicked, trend string) []any {
-		return append([]any{t, clicked, RecentClicks, trend, len(counters) / 3}, counters...)
+	// entity's args; keeps are the caps of the sorted sets the item goes
+	// into, whose keys follow the hash's in the part's keys.
+	entity := func(keeps []any, trend string) []any {
+		args := append([]any{t, e.ItemID, len(keeps)}, keeps...)
+		return append(append(args, trend, len(counters)/3), counters...)
 	}
-	item := part{"entity", k.itemKey(e.ItemID) + ":seen:" + e.ID, []string{k.itemKey(e.ItemID)}, entity("", w)}
+	item := part{"entity", k.itemKey(e.ItemID) + ":seen:" + e.ID, []string{k.itemKey(e.ItemID)}, entity(nil, w)}
 
 	if e.Kind == Click {
 		for _, c := range cats {
 			counters = append(counters, affinityTag+c, 1, AffinityHalfLife.Milliseconds())
 		}
 	}
-	user := part{"entity", k.userKey(e.UserID) + ":seen:" + e.ID, []string{k.userKey(e.UserID)}, entity(clicked, "")}
-	if clicked != "" {
-		user.keys = append(user.keys, k.recentKey(e.UserID))
+	userKeys, keeps := []string{k.userKey(e.UserID)}, []any(nil)
+	if e.Kind == Click {
+		userKeys, keeps = append(userKeys, k.recentKey(e.UserID)), append(keeps, RecentClicks)
 	}
+	if e.Kind == Click || e.Consumed {
+		userKeys, keeps = append(userKeys, k.historyKey(e.UserID)), append(keeps, HistoryLength)
+	}
+	user := part{"entity", k.userKey(e.UserID) + ":seen:" + e.ID, userKeys, entity(keeps, "")}
 
 	trend := part{name: "trending", marker: k.trendingKey("") + ":seen:" + e.ID, keys: []string{k.trendingKey("")}}
 	for _, c := range cats {

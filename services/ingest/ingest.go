@@ -7,7 +7,9 @@
 // a bad row stops the load before anything is written; with skip, bad rows
 // are reported with file and line and left out. Loads are idempotent: users
 // and items are replaced, and each rating becomes events with ids derived
-// from the rating, which the store applies once.
+// from the rating, which the store applies once: a consumed impression (so
+// every rated item is in the user's history) and, at the click threshold, a
+// click.
 package ingest
 
 import (
@@ -47,7 +49,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.StringVar(&c.Users, "users", "", "users file (u.user, .csv, .jsonl)")
 	fs.StringVar(&c.Items, "items", "", "items file (u.item, movies.csv, .csv, .jsonl)")
-	fs.StringVar(&c.Ratings, "ratings", "", "ratings file (u.data, ratings.csv, .csv, .jsonl); loaded as impressions, and clicks at -click-threshold")
+	fs.StringVar(&c.Ratings, "ratings", "", "ratings file (u.data, ratings.csv, .csv, .jsonl); loaded as consumed impressions (every rated item joins the user's history), and clicks at -click-threshold")
 	fs.StringVar(&c.Format, "format", "auto", "file format: auto (from the name), jsonl, csv, ml-100k or ml-latest")
 	fs.StringVar(&c.OnError, "on-error", "abort", "a bad row: abort (write nothing) or skip (report it and go on)")
 	fs.IntVar(&c.Batch, "batch", 500, "rows per write")
@@ -121,7 +123,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		}
 		toEvents := func(r dataset.Rating, shift time.Duration) []featurestore.Event {
 			id := fmt.Sprintf("rating:%s:%s:%d", r.UserID, r.ItemID, r.Time.Unix())
-			evs := []featurestore.Event{{ID: id + ":impression", Kind: featurestore.Impression, UserID: r.UserID, ItemID: r.ItemID, Time: r.Time.Add(shift)}}
+			// A rating says the user consumed the item, whatever its value:
+			// it goes into the user's history.
+			evs := []featurestore.Event{{ID: id + ":impression", Kind: featurestore.Impression, Consumed: true, UserID: r.UserID, ItemID: r.ItemID, Time: r.Time.Add(shift)}}
 			if r.Rating >= cfg.ClickThreshold {
 				evs = append(evs, featurestore.Event{ID: id + ":click", Kind: featurestore.Click, UserID: r.UserID, ItemID: r.ItemID, Time: r.Time.Add(shift)})
 			}

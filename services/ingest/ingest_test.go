@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,5 +128,41 @@ func TestIngestBadRows(t *testing.T) {
 	}
 	if sum.Ratings != 2 || sum.Skipped != 1 || !strings.Contains(out.String(), "u.data:2:") {
 		t.Errorf("skip: %+v, output:\n%s\nwant 2 ratings, 1 skipped, line 2 reported", sum, out.String())
+	}
+}
+
+// TestIngestHistory loads a few ratings and expects every rated item in its
+// user's history, newest first, those rated below the click threshold too.
+func TestIngestHistory(t *testing.T) {
+	env := testenv.NewRedis(t)
+	data := filepath.Join(t.TempDir(), "u.data")
+	// user, item, rating, time
+	os.WriteFile(data, []byte("1\t10\t5\t881250949\n1\t20\t1\t881250950\n1\t30\t3\t881250948\n2\t10\t4\t881250949\n3\t40\t2\t881250949\n"), 0o644)
+	cfg := Config{Redis: env.Addr, Namespace: env.Prefix, Ratings: data, Format: "auto", OnError: "abort", Batch: 2, ClickThreshold: 4}
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), cfg, &out); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: env.Addr})
+	defer rdb.Close()
+	store, err := featurestore.New(rdb, env.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user string
+		want []string
+	}{
+		{"1", []string{"20", "10", "30"}},
+		{"2", []string{"10"}},
+		{"3", []string{"40"}}, // below the threshold: no click, still consumed
+	} {
+		us, err := store.Users(context.Background(), []string{tc.user}, []string{"history"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := us[0].GetFeatures()["history"].GetList().GetValues(); !slices.Equal(got, tc.want) {
+			t.Errorf("user %s history = %v, want %v", tc.user, got, tc.want)
+		}
 	}
 }
