@@ -39,6 +39,69 @@ $(ORT_CACHE)/libonnxruntime.so.1:
 .PHONY: ort
 ort: $(ORT_CACHE)/libonnxruntime.so.1 ## fetch the ONNX Runtime library into .cache/ (make test and make run do this)
 
+# The CUDA execution provider of the same ONNX Runtime and the CUDA
+# libraries it loads, from wheels of the PyPI registry (the npm package
+# leaves the provider out; README "Running on a GPU"). The onnxruntime-gpu
+# 1.30.0 wheel is built for CUDA 13.0 (its build info says so and its
+# provider links libcudart.so.13, libcublas(Lt).so.13, libcurand.so.10 and
+# the driver's libcuda.so.1; it loads cuDNN 9, cuFFT and NVRTC only for
+# operators that use them), so the NVIDIA wheels are CUDA 13.0 update 2's
+# and cuDNN 9.14. Its provider works with the npm core (checked by
+# TestCUDAProviderBelongsToCore), so that core is copied beside it and one
+# core serves CPU and GPU. Each entry: package==version:SHA-256 of the
+# wheel:files taken from it (comma-separated patterns).
+ORT_GPU_CACHE  := .cache/onnxruntime-gpu
+ORT_GPU_WHEELS := \
+  onnxruntime-gpu==$(ORT_VERSION):6acc0f4b3d5ac5f2984432faa59dd8fcce6775f8b43a7140afa0f322c7a703b1:onnxruntime/capi/libonnxruntime_providers_cuda.so,onnxruntime/capi/libonnxruntime_providers_shared.so \
+  nvidia-cuda-runtime==13.0.96:7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548:nvidia/cu13/lib/libcudart.so.13 \
+  nvidia-cublas==13.1.0.3:ee8722c1f0145ab246bccb9e452153b5e0515fd094c3678df50b2a0888b8b171:nvidia/cu13/lib/libcublas.so.13,nvidia/cu13/lib/libcublasLt.so.13 \
+  nvidia-curand==10.4.0.35:1aee33a5da6e1db083fe2b90082def8915f30f3248d5896bcec36a579d941bfc:nvidia/cu13/lib/libcurand.so.10 \
+  nvidia-cufft==12.0.0.61:6c44f692dce8fd5ffd3e3df134b6cdb9c2f72d99cf40b62c32dde45eea9ddad3:nvidia/cu13/lib/libcufft.so.12 \
+  nvidia-cudnn-cu13==9.14.0.64:024ce8f7571d322991ecadbe82907df2e89b5f36597d03436413ec6dd7c9fe54:nvidia/cudnn/lib/libcudnn*.so.9 \
+  nvidia-cuda-nvrtc==13.0.88:ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575:nvidia/cu13/lib/libnvrtc.so.13,nvidia/cu13/lib/libnvrtc-builtins.so.13.0
+# The wheels' platform tags (pip takes only the tags given).
+ORT_GPU_PIP := --no-cache-dir --no-deps --only-binary=:all: --python-version 3.12 \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64
+PYTHON ?= python3
+# Copies the wheel members matching the patterns into a folder; fails on a
+# pattern that matches nothing (python, not unzip: pip brings python).
+WHEEL_TAKE := import fnmatch, os, shutil, sys, zipfile; \
+  z = zipfile.ZipFile(sys.argv[1]); names = z.namelist(); \
+  [sys.exit(f"{sys.argv[1]}: nothing matches {p}") for p in sys.argv[3:] if not fnmatch.filter(names, p)]; \
+  [shutil.copyfileobj(z.open(m), open(os.path.join(sys.argv[2], os.path.basename(m)), "wb")) for p in sys.argv[3:] for m in fnmatch.filter(names, p)]
+
+.PHONY: ort-gpu
+ort-gpu: $(ORT_CACHE)/libonnxruntime.so.1 ## fetch the CUDA provider and CUDA 13 libraries into .cache/onnxruntime-gpu (1.5 GB download; GPU machines only)
+	@set -f; if [ "$$(cat $(ORT_GPU_CACHE)/PINS 2>/dev/null)" = "$(ORT_GPU_WHEELS)" ]; then \
+	  echo "$(ORT_GPU_CACHE) is up to date"; exit 0; fi; \
+	tmp=$(ORT_GPU_CACHE).tmp; rm -rf $$tmp; mkdir -p $$tmp/wheels; \
+	for w in $(ORT_GPU_WHEELS); do \
+	  IFS=: read -r spec sum files <<<"$$w"; \
+	  echo "fetching $$spec (wheel of the PyPI registry)"; \
+	  $(PYTHON) -m pip download --quiet $(ORT_GPU_PIP) -d $$tmp/wheels "$$spec"; \
+	  whl=$$(find $$tmp/wheels -name "*.whl"); \
+	  echo "$$sum  $$whl" | sha256sum -c --quiet; \
+	  $(PYTHON) -c '$(WHEEL_TAKE)' "$$whl" $$tmp $${files//,/ }; \
+	  rm "$$whl"; \
+	done; \
+	rmdir $$tmp/wheels; \
+	cp $(ORT_CACHE)/libonnxruntime.so.1 $$tmp/libonnxruntime.so.1; \
+	echo "$(ORT_GPU_WHEELS)" > $$tmp/PINS; \
+	rm -rf $(ORT_GPU_CACHE); mv $$tmp $(ORT_GPU_CACHE); \
+	ls -l $(ORT_GPU_CACHE); du -sh $(ORT_GPU_CACHE)
+
+# The GPU machine's one command: fetch, then the CUDA tests with every
+# skip turned into a failure, then the CPU/CUDA crossover benchmark. The
+# libraries stay in .cache; only the NVIDIA driver comes from the machine.
+.PHONY: gpu-check
+gpu-check: ort ort-gpu ## on a machine with an NVIDIA GPU: the CUDA tests (they fail, not skip, without CUDA) and the CPU/CUDA crossover
+	ORT_LIB=$(CURDIR)/$(ORT_GPU_CACHE)/libonnxruntime.so.1 \
+	LD_LIBRARY_PATH=$(CURDIR)/$(ORT_GPU_CACHE)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+	RECSYS_REQUIRE_CUDA=1 \
+	  go test -count=1 -v -run 'CUDA|Auto' -bench CUDACrossover -benchtime 200x ./libs/modelrt/
+
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
