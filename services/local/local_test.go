@@ -23,39 +23,13 @@ import (
 // free ports and asks each service for its health over native gRPC,
 // gRPC-Web and REST, and checks that unbuilt RPCs say Unimplemented.
 func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
-	var cfg Config
-	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	type ports struct{ grpc, http int }
-	svc := map[string]ports{}
 	models := t.TempDir()
 	l := modeltest.Logistic{W: []float32{1}}
 	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
 		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-redis=embedded", "-kafka=embedded", "-simulate=false", "-ranking.model-root=" + models, "-ranking.model-scan-interval=50ms", "-ranking.ready-interval=50ms"}
-	free := testenv.FreePorts(t, 2*len(cfg.services()))
-	for i, s := range cfg.services() {
-		p := ports{free[2*i], free[2*i+1]}
-		svc[s.name] = p
-		args = append(args, fmt.Sprintf("-%s.grpc-addr=127.0.0.1:%d", s.name, p.grpc), fmt.Sprintf("-%s.http-addr=127.0.0.1:%d", s.name, p.http))
-	}
-	for _, up := range []string{"userfeatures", "itemfeatures", "ranking", "feedback"} {
-		args = append(args, fmt.Sprintf("-web.%s-grpc=127.0.0.1:%d", up, svc[up].grpc), fmt.Sprintf("-web.%s-http=127.0.0.1:%d", up, svc[up].http))
-	}
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	svc := startPlatform(t, "-ranking.model-root="+models)
 
 	for name, p := range svc {
 		t.Run(name, func(t *testing.T) {
@@ -118,6 +92,43 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 	if recs.RequestID == "" {
 		t.Errorf("GET recommendations via the edge = %+v, want a request id", recs)
 	}
+}
+
+type ports struct{ grpc, http int }
+
+// startPlatform runs the whole platform in-process on free ports, with
+// the embedded Redis and Kafka and no simulated traffic, until the test
+// ends; args add flags.
+func startPlatform(t *testing.T, args ...string) map[string]ports {
+	t.Helper()
+	var cfg Config
+	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	svc := map[string]ports{}
+	args = append([]string{"-redis=embedded", "-simulate=false", "-ranking.model-scan-interval=50ms", "-ranking.ready-interval=50ms"}, args...)
+	free := testenv.FreePorts(t, 2*len(cfg.services())+1)
+	args = append(args, fmt.Sprintf("-kafka=embedded://127.0.0.1:%d", free[len(free)-1]))
+	for i, s := range cfg.services() {
+		p := ports{free[2*i], free[2*i+1]}
+		svc[s.name] = p
+		args = append(args, fmt.Sprintf("-%s.grpc-addr=127.0.0.1:%d", s.name, p.grpc), fmt.Sprintf("-%s.http-addr=127.0.0.1:%d", s.name, p.http))
+	}
+	for _, up := range []string{"userfeatures", "itemfeatures", "ranking", "feedback"} {
+		args = append(args, fmt.Sprintf("-web.%s-grpc=127.0.0.1:%d", up, svc[up].grpc), fmt.Sprintf("-web.%s-http=127.0.0.1:%d", up, svc[up].http))
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return svc
 }
 
 func getJSON(t *testing.T, url string, wantCode int, v any) {
