@@ -191,7 +191,7 @@ test-short: ort ## quick tests only (testing.Short)
 bench: ort ## every benchmark, then the budget table (also in .cache/bench/)
 	@mkdir -p .cache/bench
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/featurecompute/... ./services/trainer/... | tee .cache/bench/raw.txt
-	go test -run '^$$' -bench . -benchtime 300x -timeout 30m ./libs/featurestore/... ./services/ranking/... | tee -a .cache/bench/raw.txt
+	go test -run '^$$' -bench . -benchtime 300x -timeout 30m ./libs/featurestore/... ./libs/retrieval/... ./services/ranking/... | tee -a .cache/bench/raw.txt
 	go test -run '^$$' -bench ClickToVisible -benchtime 200x ./services/featurecompute/... | tee -a .cache/bench/raw.txt
 	go run ./libs/benchreport/cmd/benchreport -o .cache/bench/table-$$(date -u +%Y%m%dT%H%M%SZ).txt < .cache/bench/raw.txt
 

@@ -63,9 +63,11 @@ var Budgets = []Budget{
 	{What: "click to feature visible p99 (ms)", Bench: "BenchmarkClickToVisible", Unit: "p99-ms", Max: 1000},
 	{What: "feedback ingestion end to end (events/s)", Bench: "BenchmarkPipeline", Unit: "pipeline-events/s", Min: 20000, BareUnit: "raw-kafka-go-events/s", BareLabel: "raw kafka-go produce+consume (events/s)"},
 	{What: "Redis CPU per applied event (µs), one Redis", Bench: "BenchmarkApplyEvents", Unit: "redis-cpu-µs/event"},
-	{What: "train 100k rows × 3 epochs (s)", Bench: "BenchmarkTrain100kRows", Unit: "s/100k-rows-3-epochs", Max: 60},
-	{What: "Recommend throughput, 100 candidates, 4 clients (QPS)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-qps", BareUnit: "grpc-echo-p50-ms", BareLabel: "grpc-go round trip p50 (ms)"},
-	{What: "Recommend p99 under that load (ms)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-p99-ms", Max: 10},
+	{What: "evaluate + fit the served pipeline, demo world (s)", Bench: "BenchmarkTrainWorld", Unit: "s/evaluation", Max: 60},
+	{What: "retrieval p99, 100k items, long tail (ms)", Bench: "BenchmarkRetrieve100k/long-tail", Unit: "p99-ms", Max: 2},
+	{What: "retrieval p99, 100k items, equal norms (worst case)", Bench: "BenchmarkRetrieve100k/equal-norms", Unit: "p99-ms"},
+	{What: "Recommend QPS, retrieval + 350 ranked, 4 gRPC clients", Bench: "BenchmarkRecommendQPS", Unit: "recommend-qps"},
+	{What: "Recommend p99 under that load (ms)", Bench: "BenchmarkRecommendQPS", Unit: "recommend-p99-ms", Max: 20, BareUnit: "grpc-echo-p99-ms", BareLabel: "grpc-go round trip p99 (ms)"},
 }
 
 // Curve is a benchmark reported per sub-benchmark (Rank latency by

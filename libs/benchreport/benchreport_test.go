@@ -27,9 +27,9 @@ PASS`
 		t.Errorf("table:\n%s", table)
 	}
 	// Rank p99 missed; feature read, click, Redis per event, training, the
-	// two Recommend lines not run.
-	if bad != 7 {
-		t.Errorf("Write counted %d bad budgets, want 7:\n%s", bad, table)
+	// two retrieval lines and the two Recommend lines not run.
+	if bad != 9 {
+		t.Errorf("Write counted %d bad budgets, want 9:\n%s", bad, table)
 	}
 	if !strings.Contains(table, "by candidates: 50:2.2  1000:14.3") {
 		t.Errorf("the latency curve is missing or out of order:\n%s", table)

@@ -203,10 +203,11 @@ func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*ranking
 	if err != nil {
 		return nil, err
 	}
-	res := r.rank(ctx, v, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, nil, a)
+	res := r.rank(ctx, v, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, nil, false, a)
 	if l := int(req.GetLimit()); l > 0 && l < len(res.items) {
 		res.items = res.items[:l]
 	}
+	r.describe(ctx, res)
 	r.m.latency.WithLabelValues("rank").Observe(time.Since(start).Seconds())
 	r.logServed(res, a)
 	return &rankingv1.RankResponse{
@@ -237,18 +238,26 @@ type ranked struct {
 	userID    string
 	degraded  bool
 	fallback  bool
+	described bool // items carry their title and categories
 }
 
 // rank fetches features (the user's unless given), scores with v (nil:
 // trending order) and sorts. signals are the retrieval stage's, per id.
-func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, ids []string, user *featurev1.FeatureSet, signals map[string][]float32, a assignment) *ranked {
+// The items' display attributes (title, categories) come with the model's
+// item features when it reads any, or when describe asks for them (a
+// category cap needs them before the cut); else describe fetches them
+// for the returned items only.
+func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, ids []string, user *featurev1.FeatureSet, signals map[string][]float32, describe bool, a assignment) *ranked {
 	r.m.candidates.Observe(float64(len(ids)))
 	out := &ranked{requestID: newRequestID(), userID: userID}
 	if v == nil {
 		return r.trendingOrder(ctx, ids, out)
 	}
 	userNames, itemNames := v.Meta.FeatureNames()
-	itemNames = appendMissing(itemNames, "title", "categories")
+	if len(itemNames) > 0 || describe {
+		itemNames = appendMissing(itemNames, "title", "categories")
+		out.described = true
+	}
 	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -262,29 +271,13 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 			}
 		})
 	}
-	// The item service takes at most featurestore.MaxEntitiesPerRead ids a
-	// call: fetch larger candidate sets in parallel chunks.
-	items = make([]*featurev1.FeatureSet, len(ids))
-	var mu sync.Mutex
-	for lo := 0; lo < len(ids); lo += featurestore.MaxEntitiesPerRead {
-		chunk := ids[lo:min(lo+featurestore.MaxEntitiesPerRead, len(ids))]
-		wg.Go(func() {
-			resp, err := r.items.GetItemFeatures(fctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: itemNames})
-			if err == nil && len(resp.GetItems()) != len(chunk) {
-				err = fmt.Errorf("item features: %d answers for %d ids", len(resp.GetItems()), len(chunk))
-			}
-			if err != nil {
-				mu.Lock()
-				itemErr = err
-				mu.Unlock()
-				return
-			}
-			copy(items[lo:], resp.GetItems())
-		})
+	if len(itemNames) > 0 {
+		items, itemErr = r.itemFeatures(fctx, ids, itemNames)
 	}
 	wg.Wait()
 	if itemErr != nil {
 		items = nil
+		out.described = false
 	}
 	if userErr != nil || itemErr != nil {
 		out.degraded = true
@@ -338,6 +331,54 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 	}
 	sortScored(out.items)
 	return out
+}
+
+// itemFeatures reads the items' features. The item service takes at most
+// featurestore.MaxEntitiesPerRead ids a call: larger sets are read in
+// parallel chunks.
+func (r *Ranker) itemFeatures(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
+	items := make([]*featurev1.FeatureSet, len(ids))
+	var wg sync.WaitGroup
+	errs := make([]error, (len(ids)+featurestore.MaxEntitiesPerRead-1)/featurestore.MaxEntitiesPerRead)
+	for c := range errs {
+		lo := c * featurestore.MaxEntitiesPerRead
+		chunk := ids[lo:min(lo+featurestore.MaxEntitiesPerRead, len(ids))]
+		wg.Go(func() {
+			resp, err := r.items.GetItemFeatures(ctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: names})
+			if err == nil && len(resp.GetItems()) != len(chunk) {
+				err = fmt.Errorf("item features: %d answers for %d ids", len(resp.GetItems()), len(chunk))
+			}
+			if errs[c] = err; err == nil {
+				copy(items[lo:], resp.GetItems())
+			}
+		})
+	}
+	wg.Wait()
+	return items, errors.Join(errs...)
+}
+
+// describe fills the returned items' title and categories when rank did
+// not; a failure leaves them empty (they are for display only).
+func (r *Ranker) describe(ctx context.Context, res *ranked) {
+	if res.described || len(res.items) == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
+	defer cancel()
+	ids := make([]string, len(res.items))
+	for i, it := range res.items {
+		ids[i] = it.GetItemId()
+	}
+	sets, err := r.itemFeatures(fctx, ids, []string{"title", "categories"})
+	if err != nil {
+		r.logger.Warn("no display attributes for the ranked items", "err", err)
+		return
+	}
+	for i, it := range res.items {
+		it.Title = sets[i].GetFeatures()["title"].GetText()
+		it.Categories = sets[i].GetFeatures()["categories"].GetList().GetValues()
+	}
+	res.described = true
 }
 
 func appendMissing(list []string, names ...string) []string {
@@ -407,8 +448,9 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 	c := r.retrieve(ctx, v, req.GetUserId(), req.GetExcludeItemIds())
 	resp := &rankingv1.RecommendResponse{ExperimentId: a.exp.ID, Arm: a.arm.Name, FeaturesDegraded: c.degraded, RetrievalFallback: c.fallback}
 	if len(c.ids) > 0 {
-		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, a)
+		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, perCat > 0, a)
 		res.items = diversify(res.items, limit, perCat)
+		r.describe(ctx, res)
 		for _, it := range res.items {
 			it.Source = c.source[it.GetItemId()].String()
 		}

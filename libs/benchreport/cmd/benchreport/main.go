@@ -31,5 +31,6 @@ func main() {
 	}
 	if bad > 0 {
 		fmt.Printf("%d budget(s) missed or not measured\n", bad)
+		os.Exit(1)
 	}
 }
