@@ -308,9 +308,10 @@ var crossoverBatches = []int{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000}
 // trainer's shape on the CPU (one intra-op thread, as the ranking service
 // runs) and on CUDA (input copied to the GPU and scores back on every
 // Run, as in serving), then prints the table and the batch size from
-// which CUDA is faster at every larger size measured.
+// which CUDA is faster at every larger size measured (the table is the
+// benchmark's log, which go test prints with -v):
 //
-//	go test -run '^$' -bench CUDACrossover -benchtime 200x ./libs/modelrt/
+//	go test -v -run '^$' -bench CUDACrossover -benchtime 200x ./libs/modelrt/
 func BenchmarkCUDACrossover(b *testing.B) {
 	if err := Init(LibraryPath()); err != nil {
 		noCUDA(b, "no ONNX Runtime: %v", err)
