@@ -52,6 +52,40 @@ func TestSessionMatchesReference(t *testing.T) {
 	}
 }
 
+// TestMLPMatchesReference checks the trainer-shaped test model on the CPU,
+// so that a TestCUDA failure on a GPU machine points at CUDA, not at it.
+func TestMLPMatchesReference(t *testing.T) {
+	needORT(t)
+	m := modeltest.NewMLP(1)
+	p := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(p, m.ONNX(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSession(p, "features", "score", m.Width, SessionOptions{Provider: CPU, IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows := m.RandomRows(100, 7)
+	got, err := s.Run(rows, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread := map[bool]int{}
+	for i := range 100 {
+		want := m.Score(rows[i*m.Width : (i+1)*m.Width])
+		if math.Abs(float64(got[i])-want) > 1e-5 {
+			t.Errorf("row %d: score %v, want %v", i, got[i], want)
+		}
+		spread[want > 0.5]++
+	}
+	// Scores on both sides of 0.5: the rows reach the embeddings and
+	// layers rather than saturating the sigmoid.
+	if spread[true] == 0 || spread[false] == 0 {
+		t.Errorf("scores all on one side of 0.5 (%v): the test model is degenerate", spread)
+	}
+}
+
 func TestAutoFallsBackToCPU(t *testing.T) {
 	needORT(t)
 	path := writeModel(t, modeltest.Logistic{W: []float32{1}, B: 0})
