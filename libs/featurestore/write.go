@@ -112,11 +112,79 @@ local function trending()
   end
 end
 
--- experiment counts the event for its arm. Keys: the counters hash, the
--- arm's unique-user HyperLogLog. Args: counter field, user id.
+-- experiment counts the event for its arm: the (arm, version) counter and
+-- unique users, and the arm's user-level sums (experiment.go): the user's
+-- own counts, and the sums over users updated by the change of this
+-- user's terms. Keys: the counters hash, the unique-user HyperLogLog, the
+-- arm's sums hash, the arm's per-user hash. Args: counter field, user id,
+-- "clicks" or "impressions", the user's pre-experiment clicks and
+-- impressions (kept from their first event in the arm), and the latency
+-- bucket ("" when the event carries no serving flags), features-degraded
+-- and model-fallback (0 or 1).
+local sumfields = {'n', 'y', 'x', 'c', 'm', 'yy', 'yx', 'yc', 'ym', 'xx', 'xc', 'xm', 'cc', 'cm', 'mm'}
 local function experiment()
-  redis.call('HINCRBY', key(), arg(), 1)
-  redis.call('PFADD', key(), arg())
+  local counters, hll, sums, users = key(), key(), key(), key()
+  local field, user, kind = arg(), arg(), arg()
+  local pc, pm = tonumber(arg()), tonumber(arg())
+  local bucket, fd, mf = arg(), tonumber(arg()), tonumber(arg())
+  redis.call('HINCRBY', counters, field, 1)
+  redis.call('PFADD', hll, user)
+  local names = {}
+  for k = 1, #sumfields do names[k] = sumfields[k] end
+  if bucket ~= '' then
+    names[#names + 1] = 'g'
+    names[#names + 1] = 'fd'
+    names[#names + 1] = 'mf'
+    names[#names + 1] = 'l' .. bucket
+  end
+  local cur = redis.call('HMGET', sums, unpack(names))
+  local v = {}
+  for k = 1, #names do v[names[k]] = tonumber(cur[k]) or 0 end
+  local y, x, c, m = 0, 0, pc, pm
+  local u = redis.call('HGET', users, user)
+  if u then
+    local f = {}
+    for w in string.gmatch(u, '%S+') do f[#f + 1] = tonumber(w) end
+    y = f[1]
+    x = f[2]
+    c = f[3]
+    m = f[4]
+  else
+    v.n = v.n + 1
+    v.c = v.c + c
+    v.m = v.m + m
+    v.cc = v.cc + c * c
+    v.cm = v.cm + c * m
+    v.mm = v.mm + m * m
+  end
+  if kind == 'clicks' then
+    v.y = v.y + 1
+    v.yy = v.yy + 2 * y + 1
+    v.yx = v.yx + x
+    v.yc = v.yc + c
+    v.ym = v.ym + m
+    y = y + 1
+  else
+    v.x = v.x + 1
+    v.xx = v.xx + 2 * x + 1
+    v.yx = v.yx + y
+    v.xc = v.xc + c
+    v.xm = v.xm + m
+    x = x + 1
+  end
+  if bucket ~= '' then
+    v.g = v.g + 1
+    v.fd = v.fd + fd
+    v.mf = v.mf + mf
+    v['l' .. bucket] = v['l' .. bucket] + 1
+  end
+  redis.call('HSET', users, user, string.format('%.17g %.17g %.17g %.17g', y, x, c, m))
+  local out = {}
+  for k = 1, #names do
+    out[#out + 1] = names[k]
+    out[#out + 1] = string.format('%.17g', v[names[k]])
+  end
+  redis.call('HSET', sums, unpack(out))
 end
 `
 
@@ -299,6 +367,11 @@ type Event struct {
 	ExperimentID string
 	Arm          string
 	ModelVersion string
+	// How the ranking was served, for the experiment's guardrails:
+	// ServerLatency 0 means unknown (the event counts in no guardrail).
+	FeaturesDegraded bool
+	ModelFallback    bool
+	ServerLatency    time.Duration
 }
 
 // ApplyResult counts what ApplyEvents did.
@@ -313,7 +386,8 @@ type ApplyResult struct {
 // part (on a single Redis, each whole event) is applied atomically together
 // with its de-duplication marker, so applying the same events again — after
 // a crash, a rebalance or a retry — changes nothing. It takes two round
-// trips: one to read the items' categories, one to apply.
+// trips: one to read the items' categories, one to apply (and a third
+// when events are in an experiment: the users' counters before it).
 func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, error) {
 	k := s.keys()
 	if len(events) == 0 {
@@ -328,12 +402,16 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 	if err != nil {
 		return ApplyResult{}, err
 	}
+	pre, err := s.preExposure(ctx, k, events)
+	if err != nil {
+		return ApplyResult{}, err
+	}
 	ttl := int64(DedupWindow.Seconds())
 	calls := make([]int, len(events)) // script calls per event
 	oneNode := s.oneNode()
 	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
 		for i, e := range events {
-			parts := eventParts(k, e, cats[e.ItemID])
+			parts := eventParts(k, e, cats[e.ItemID], pre[e.UserID])
 			if oneNode {
 				// One marker for the whole event: the user part's.
 				keys, args := []string{parts[1].marker}, []any{ttl}
@@ -382,8 +460,9 @@ type part struct {
 
 // eventParts splits an event into the parts applyEvent takes, in its
 // order: the item, the user, trending, and the experiment when there is
-// one. cats are the item's categories.
-func eventParts(k keyspace, e Event, cats []string) []part {
+// one. cats are the item's categories; pre the user's counters before the
+// batch (preExposure), for an experiment event.
+func eventParts(k keyspace, e Event, cats []string, pre preCounts) []part {
 	t := e.Time.UnixMilli()
 	kind, trendW := "impressions", ImpressionTrendingWeight
 	if e.Kind == Click {
@@ -424,8 +503,7 @@ func eventParts(k keyspace, e Event, cats []string) []part {
 
 	parts := []part{item, user, trend}
 	if e.ExperimentID != "" {
-		arm, exp := armKey(e.Arm, e.ModelVersion), k.experimentKey(e.ExperimentID)
-		parts = append(parts, part{"experiment", exp + ":seen:" + e.ID, []string{exp, exp + ":users:" + arm}, []any{arm + armSep + kind, e.UserID}})
+		parts = append(parts, experimentPart(k, e, kind, pre))
 	}
 	return parts
 }
