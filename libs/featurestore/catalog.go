@@ -96,6 +96,8 @@ var (
 		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
 		{Name: "category_affinity", Kind: Weights, Doc: "decayed clicks per item category (7-day half-life)"},
 		{Name: "recent_clicks", Kind: List, Doc: fmt.Sprintf("the last %d items clicked, newest first", RecentClicks)},
+		{Name: "clicked", Kind: List, ByNameOnly: true,
+			Doc: fmt.Sprintf("every item clicked (or rated at or above the click threshold in a batch load), newest first, up to %d", HistoryLength)},
 		{Name: "history", Kind: List, ByNameOnly: true,
 			Doc: fmt.Sprintf("every item consumed (clicked, or rated in a batch load), newest first, up to %d", HistoryLength)},
 	})

@@ -26,15 +26,21 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 		return nil, err
 	}
 	wants := func(name string) bool { return slices.ContainsFunc(defs, func(d Def) bool { return d.Name == name }) }
-	wantRecent, wantHistory := wants("recent_clicks"), wants("history")
+	// recent_clicks is the newest RecentClicks of the click set, clicked
+	// all of it (up to HistoryLength): one read serves both.
+	wantRecent, wantClicked, wantHistory := wants("recent_clicks"), wants("clicked"), wants("history")
+	clickedLen := int64(RecentClicks)
+	if wantClicked {
+		clickedLen = HistoryLength
+	}
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
 	recents := make([]*redis.ZSliceCmd, len(ids))
 	histories := make([]*redis.ZSliceCmd, len(ids))
 	for i, id := range ids {
 		hashes[i] = pipe.HGetAll(ctx, k.userKey(id))
-		if wantRecent {
-			recents[i] = pipe.ZRevRangeWithScores(ctx, k.recentKey(id), 0, RecentClicks-1)
+		if wantRecent || wantClicked {
+			recents[i] = pipe.ZRevRangeWithScores(ctx, k.recentKey(id), 0, clickedLen-1)
 		}
 		if wantHistory {
 			histories[i] = pipe.ZRevRangeWithScores(ctx, k.historyKey(id), 0, HistoryLength-1)
@@ -48,7 +54,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 	for i, id := range ids {
 		h := hashes[i].Val()
 		var recent, history []redis.Z
-		if wantRecent {
+		if wantRecent || wantClicked {
 			recent = recents[i].Val()
 		}
 		if wantHistory {
@@ -228,6 +234,8 @@ func (b *builder) userFeature(d Def, h map[string]string, recent, history []redi
 	case "category_affinity":
 		return b.affinityFeature(h)
 	case "recent_clicks":
+		return b.itemSet(recent[:min(len(recent), RecentClicks)])
+	case "clicked":
 		return b.itemSet(recent)
 	case "history":
 		return b.itemSet(history)

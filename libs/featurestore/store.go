@@ -8,7 +8,7 @@
 // atomic:
 //
 //	<ns>u:{<user>}          hash: profile fields p:*, counters c:*, affinity aff:<category>
-//	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms), newest RecentClicks
+//	<ns>u:{<user>}:recent   sorted set: clicked item → last click time (ms), newest HistoryLength
 //	<ns>u:{<user>}:hist     sorted set: consumed item → last consumption time (ms), newest HistoryLength
 //	<ns>u:{<user>}:seen:<event>  de-duplication marker (expires)
 //	<ns>i:{<item>}          hash: attributes a:*, counters c:*, trend (as in {trending}:all)

@@ -516,6 +516,47 @@ func TestHistoryCap(t *testing.T) {
 	})
 }
 
+// TestClickedAndRecentClicks checks that one click set serves both
+// features: clicked holds the newest HistoryLength clicks, recent_clicks
+// its newest RecentClicks.
+func TestClickedAndRecentClicks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("applies over a thousand events per backend")
+	}
+	forBackends(t, append(backends, perPart), t0.Add(time.Hour), func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		events := make([]Event, HistoryLength+5)
+		for i := range events {
+			events[i] = Event{ID: fmt.Sprintf("c%d", i), Kind: Click, UserID: "u1", ItemID: fmt.Sprintf("i%04d", i), Time: t0.Add(time.Duration(i) * time.Second)}
+		}
+		want := make([]string, HistoryLength)
+		for i := range want {
+			want[i] = events[len(events)-1-i].ItemID
+		}
+		if _, err := s.ApplyEvents(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		us, err := s.Users(ctx, []string{"u1"}, []string{"clicked", "recent_clicks"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := us[0].GetFeatures()["clicked"].GetList().GetValues(); !slices.Equal(got, want) {
+			t.Errorf("clicked has %d items from %v, want the newest %d", len(got), got[:min(3, len(got))], HistoryLength)
+		}
+		if got := us[0].GetFeatures()["recent_clicks"].GetList().GetValues(); !slices.Equal(got, want[:RecentClicks]) {
+			t.Errorf("recent_clicks = %v, want the newest %d clicks %v", got, RecentClicks, want[:RecentClicks])
+		}
+		us, err = s.Users(ctx, []string{"u1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := us[0].GetFeatures()["clicked"]; ok || len(us[0].GetFeatures()["recent_clicks"].GetList().GetValues()) != RecentClicks {
+			t.Errorf("a read of every feature: clicked present %v, recent_clicks %d; want clicked only by name and %d recent clicks",
+				ok, len(us[0].GetFeatures()["recent_clicks"].GetList().GetValues()), RecentClicks)
+		}
+	})
+}
+
 // TestHistoryByNameOnly checks that history, being large, is read only
 // when it is named.
 func TestHistoryByNameOnly(t *testing.T) {
@@ -544,8 +585,8 @@ func TestHistoryByNameOnly(t *testing.T) {
 			if got && !slices.Equal(f.GetList().GetValues(), []string{"i1"}) {
 				t.Errorf("Users(%v) history = %v, want [i1]", tc.names, f.GetList().GetValues())
 			}
-			if tc.names == nil && len(us[0].GetFeatures()) != len(UserFeatures)-1 {
-				t.Errorf("Users(all) = %d features, want every one of %d but history", len(us[0].GetFeatures()), len(UserFeatures))
+			if tc.names == nil && len(us[0].GetFeatures()) != len(UserFeatures)-2 {
+				t.Errorf("Users(all) = %d features, want every one of %d but history and clicked", len(us[0].GetFeatures()), len(UserFeatures))
 			}
 		}
 	})

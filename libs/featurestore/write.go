@@ -488,7 +488,7 @@ func eventParts(k keyspace, e Event, cats []string, pre preCounts) []part {
 	}
 	userKeys, keeps := []string{k.userKey(e.UserID)}, []any(nil)
 	if e.Kind == Click {
-		userKeys, keeps = append(userKeys, k.recentKey(e.UserID)), append(keeps, RecentClicks)
+		userKeys, keeps = append(userKeys, k.recentKey(e.UserID)), append(keeps, HistoryLength)
 	}
 	if e.Kind == Click || e.Consumed {
 		userKeys, keeps = append(userKeys, k.historyKey(e.UserID)), append(keeps, HistoryLength)
