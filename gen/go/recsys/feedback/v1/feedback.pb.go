@@ -13,6 +13,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -94,9 +95,16 @@ type Event struct {
 	// When the user acted; unset means the time the server received it.
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// Zero-based position of the item in the list the user saw.
-	Position      int32 `protobuf:"varint,10,opt,name=position,proto3" json:"position,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Position int32 `protobuf:"varint,10,opt,name=position,proto3" json:"position,omitempty"`
+	// How the ranking that showed the item was served, copied from its
+	// response (RecommendResponse or RankResponse): the experiment report's
+	// guardrails compare arms on them. server_latency unset means the
+	// client did not say, and the event counts in no guardrail.
+	FeaturesDegraded bool                 `protobuf:"varint,11,opt,name=features_degraded,json=featuresDegraded,proto3" json:"features_degraded,omitempty"`
+	ModelFallback    bool                 `protobuf:"varint,12,opt,name=model_fallback,json=modelFallback,proto3" json:"model_fallback,omitempty"`
+	ServerLatency    *durationpb.Duration `protobuf:"bytes,13,opt,name=server_latency,json=serverLatency,proto3" json:"server_latency,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -199,6 +207,27 @@ func (x *Event) GetPosition() int32 {
 	return 0
 }
 
+func (x *Event) GetFeaturesDegraded() bool {
+	if x != nil {
+		return x.FeaturesDegraded
+	}
+	return false
+}
+
+func (x *Event) GetModelFallback() bool {
+	if x != nil {
+		return x.ModelFallback
+	}
+	return false
+}
+
+func (x *Event) GetServerLatency() *durationpb.Duration {
+	if x != nil {
+		return x.ServerLatency
+	}
+	return nil
+}
+
 type RecordEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -291,7 +320,11 @@ type GetExperimentReportRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ExperimentId string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
 	// Arm to compare against; empty means the experiment's control arm.
-	ControlArm    string `protobuf:"bytes,2,opt,name=control_arm,json=controlArm,proto3" json:"control_arm,omitempty"`
+	ControlArm string `protobuf:"bytes,2,opt,name=control_arm,json=controlArm,proto3" json:"control_arm,omitempty"`
+	// Configured traffic weights by arm, for the sample-ratio check. Empty
+	// means the weights of the experiment file the feedback service reads
+	// (-experiment-file) when it describes this experiment.
+	ArmWeights    map[string]float64 `protobuf:"bytes,3,rep,name=arm_weights,json=armWeights,proto3" json:"arm_weights,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,23 +373,72 @@ func (x *GetExperimentReportRequest) GetControlArm() string {
 	return ""
 }
 
-// ArmReport is the outcome of one arm.
+func (x *GetExperimentReportRequest) GetArmWeights() map[string]float64 {
+	if x != nil {
+		return x.ArmWeights
+	}
+	return nil
+}
+
+// ArmReport is the outcome of one arm. The unit of analysis is the user
+// (the unit of randomisation): CTR is the arm's clicks over its
+// impressions, and its variance comes from the spread of the users'
+// clicks and impressions (delta method), not from counting every
+// impression as independent.
 type ArmReport struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Arm          string                 `protobuf:"bytes,1,opt,name=arm,proto3" json:"arm,omitempty"`
-	ModelVersion string                 `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	Impressions  int64                  `protobuf:"varint,3,opt,name=impressions,proto3" json:"impressions,omitempty"`
-	Clicks       int64                  `protobuf:"varint,4,opt,name=clicks,proto3" json:"clicks,omitempty"`
-	UniqueUsers  int64                  `protobuf:"varint,5,opt,name=unique_users,json=uniqueUsers,proto3" json:"unique_users,omitempty"`
-	// clicks / impressions.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Arm   string                 `protobuf:"bytes,1,opt,name=arm,proto3" json:"arm,omitempty"`
+	// The version that served most of the arm's impressions; versions lists
+	// all of them.
+	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Impressions  int64  `protobuf:"varint,3,opt,name=impressions,proto3" json:"impressions,omitempty"`
+	Clicks       int64  `protobuf:"varint,4,opt,name=clicks,proto3" json:"clicks,omitempty"`
+	// Users exposed in this arm.
+	UniqueUsers int64 `protobuf:"varint,5,opt,name=unique_users,json=uniqueUsers,proto3" json:"unique_users,omitempty"`
+	// clicks / impressions (a ratio metric over users).
 	Ctr float64 `protobuf:"fixed64,6,opt,name=ctr,proto3" json:"ctr,omitempty"`
-	// 95% Wilson interval of ctr.
+	// 95% confidence interval of ctr (delta method over users).
 	CtrLow  float64 `protobuf:"fixed64,7,opt,name=ctr_low,json=ctrLow,proto3" json:"ctr_low,omitempty"`
 	CtrHigh float64 `protobuf:"fixed64,8,opt,name=ctr_high,json=ctrHigh,proto3" json:"ctr_high,omitempty"`
 	// Relative lift of ctr over the control arm (0.1 = +10%).
 	Lift float64 `protobuf:"fixed64,9,opt,name=lift,proto3" json:"lift,omitempty"`
-	// Two-proportion z-test against the control arm.
-	PValue        float64 `protobuf:"fixed64,10,opt,name=p_value,json=pValue,proto3" json:"p_value,omitempty"`
+	// Fixed-horizon two-sided p-value of lift = 0 (z-test of the lift, delta
+	// method). Valid only when read once, at a sample size fixed in
+	// advance: reading it again and again as data arrive and stopping when
+	// it dips below 0.05 makes false positives far likelier than 5%.
+	PValue float64 `protobuf:"fixed64,10,opt,name=p_value,json=pValue,proto3" json:"p_value,omitempty"`
+	// Fixed-horizon 95% confidence interval of lift (delta method on the
+	// ratio of the two arms' CTRs); excludes 0 exactly when p_value < 0.05.
+	LiftLow  float64 `protobuf:"fixed64,11,opt,name=lift_low,json=liftLow,proto3" json:"lift_low,omitempty"`
+	LiftHigh float64 `protobuf:"fixed64,12,opt,name=lift_high,json=liftHigh,proto3" json:"lift_high,omitempty"`
+	// Always-valid p-value of lift = 0 (mixture sequential probability ratio
+	// test, normal mixture of lifts with standard deviation
+	// sequential_mixture_sd): may be read at any time, as often as wanted;
+	// stopping the first time it is below alpha keeps false positives below
+	// alpha.
+	SequentialPValue float64 `protobuf:"fixed64,13,opt,name=sequential_p_value,json=sequentialPValue,proto3" json:"sequential_p_value,omitempty"`
+	// Always-valid 95% confidence sequence of lift (the same test inverted):
+	// covers the true lift at every time at once, with 95% probability.
+	SequentialLiftLow  float64 `protobuf:"fixed64,14,opt,name=sequential_lift_low,json=sequentialLiftLow,proto3" json:"sequential_lift_low,omitempty"`
+	SequentialLiftHigh float64 `protobuf:"fixed64,15,opt,name=sequential_lift_high,json=sequentialLiftHigh,proto3" json:"sequential_lift_high,omitempty"`
+	// CUPED: lift adjusted by the users' pre-experiment clicks and
+	// impressions (captured at each user's first exposure), with its
+	// fixed-horizon interval and p-value.
+	CupedLift     float64 `protobuf:"fixed64,16,opt,name=cuped_lift,json=cupedLift,proto3" json:"cuped_lift,omitempty"`
+	CupedLiftLow  float64 `protobuf:"fixed64,17,opt,name=cuped_lift_low,json=cupedLiftLow,proto3" json:"cuped_lift_low,omitempty"`
+	CupedLiftHigh float64 `protobuf:"fixed64,18,opt,name=cuped_lift_high,json=cupedLiftHigh,proto3" json:"cuped_lift_high,omitempty"`
+	CupedPValue   float64 `protobuf:"fixed64,19,opt,name=cuped_p_value,json=cupedPValue,proto3" json:"cuped_p_value,omitempty"`
+	// Share of the variance of the lift that CUPED removed (0.3: the
+	// adjusted lift's variance is 70% of the unadjusted one); for the
+	// control arm, of its CTR. 0 when no user had pre-experiment activity.
+	CupedVarianceReduction float64 `protobuf:"fixed64,20,opt,name=cuped_variance_reduction,json=cupedVarianceReduction,proto3" json:"cuped_variance_reduction,omitempty"`
+	// The arm's configured share of users and the share it got (the
+	// sample-ratio check); expected_user_share is 0 when no weights are known.
+	ExpectedUserShare float64     `protobuf:"fixed64,21,opt,name=expected_user_share,json=expectedUserShare,proto3" json:"expected_user_share,omitempty"`
+	UserShare         float64     `protobuf:"fixed64,22,opt,name=user_share,json=userShare,proto3" json:"user_share,omitempty"`
+	Guardrails        *Guardrails `protobuf:"bytes,23,opt,name=guardrails,proto3" json:"guardrails,omitempty"`
+	// Impressions and clicks by the model version that served them.
+	Versions      []*VersionCounts `protobuf:"bytes,24,rep,name=versions,proto3" json:"versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,19 +543,284 @@ func (x *ArmReport) GetPValue() float64 {
 	return 0
 }
 
-type GetExperimentReportResponse struct {
+func (x *ArmReport) GetLiftLow() float64 {
+	if x != nil {
+		return x.LiftLow
+	}
+	return 0
+}
+
+func (x *ArmReport) GetLiftHigh() float64 {
+	if x != nil {
+		return x.LiftHigh
+	}
+	return 0
+}
+
+func (x *ArmReport) GetSequentialPValue() float64 {
+	if x != nil {
+		return x.SequentialPValue
+	}
+	return 0
+}
+
+func (x *ArmReport) GetSequentialLiftLow() float64 {
+	if x != nil {
+		return x.SequentialLiftLow
+	}
+	return 0
+}
+
+func (x *ArmReport) GetSequentialLiftHigh() float64 {
+	if x != nil {
+		return x.SequentialLiftHigh
+	}
+	return 0
+}
+
+func (x *ArmReport) GetCupedLift() float64 {
+	if x != nil {
+		return x.CupedLift
+	}
+	return 0
+}
+
+func (x *ArmReport) GetCupedLiftLow() float64 {
+	if x != nil {
+		return x.CupedLiftLow
+	}
+	return 0
+}
+
+func (x *ArmReport) GetCupedLiftHigh() float64 {
+	if x != nil {
+		return x.CupedLiftHigh
+	}
+	return 0
+}
+
+func (x *ArmReport) GetCupedPValue() float64 {
+	if x != nil {
+		return x.CupedPValue
+	}
+	return 0
+}
+
+func (x *ArmReport) GetCupedVarianceReduction() float64 {
+	if x != nil {
+		return x.CupedVarianceReduction
+	}
+	return 0
+}
+
+func (x *ArmReport) GetExpectedUserShare() float64 {
+	if x != nil {
+		return x.ExpectedUserShare
+	}
+	return 0
+}
+
+func (x *ArmReport) GetUserShare() float64 {
+	if x != nil {
+		return x.UserShare
+	}
+	return 0
+}
+
+func (x *ArmReport) GetGuardrails() *Guardrails {
+	if x != nil {
+		return x.Guardrails
+	}
+	return nil
+}
+
+func (x *ArmReport) GetVersions() []*VersionCounts {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// VersionCounts is what one model version served within an arm.
+type VersionCounts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	ExperimentId  string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
-	ControlArm    string                 `protobuf:"bytes,2,opt,name=control_arm,json=controlArm,proto3" json:"control_arm,omitempty"`
-	Arms          []*ArmReport           `protobuf:"bytes,3,rep,name=arms,proto3" json:"arms,omitempty"`
-	GeneratedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	ModelVersion  string                 `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Impressions   int64                  `protobuf:"varint,2,opt,name=impressions,proto3" json:"impressions,omitempty"`
+	Clicks        int64                  `protobuf:"varint,3,opt,name=clicks,proto3" json:"clicks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *VersionCounts) Reset() {
+	*x = VersionCounts{}
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionCounts) ProtoMessage() {}
+
+func (x *VersionCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionCounts.ProtoReflect.Descriptor instead.
+func (*VersionCounts) Descriptor() ([]byte, []int) {
+	return file_recsys_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *VersionCounts) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *VersionCounts) GetImpressions() int64 {
+	if x != nil {
+		return x.Impressions
+	}
+	return 0
+}
+
+func (x *VersionCounts) GetClicks() int64 {
+	if x != nil {
+		return x.Clicks
+	}
+	return 0
+}
+
+// Guardrails are how an arm was served, from the flags its impression
+// events carry (Event.features_degraded, model_fallback, server_latency).
+// Rates are per impression: every impression of a ranking carries that
+// ranking's flags.
+type Guardrails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Impressions that carried serving flags; the rates' denominator.
+	Impressions int64 `protobuf:"varint,1,opt,name=impressions,proto3" json:"impressions,omitempty"`
+	// 99th percentile of the server latency of the rankings, per impression
+	// (from a histogram with buckets 9% wide: the bucket's upper bound).
+	LatencyP99 *durationpb.Duration `protobuf:"bytes,2,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
+	// Share of impressions ranked with default features (a feature service
+	// slow or down) and without a model (trending order).
+	FeatureFallbackRate float64 `protobuf:"fixed64,3,opt,name=feature_fallback_rate,json=featureFallbackRate,proto3" json:"feature_fallback_rate,omitempty"`
+	ModelFallbackRate   float64 `protobuf:"fixed64,4,opt,name=model_fallback_rate,json=modelFallbackRate,proto3" json:"model_fallback_rate,omitempty"`
+	// Guardrails this arm breached against the control arm, in words; empty
+	// when none (or too few impressions carried flags to judge).
+	Breaches      []string `protobuf:"bytes,5,rep,name=breaches,proto3" json:"breaches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Guardrails) Reset() {
+	*x = Guardrails{}
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Guardrails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Guardrails) ProtoMessage() {}
+
+func (x *Guardrails) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Guardrails.ProtoReflect.Descriptor instead.
+func (*Guardrails) Descriptor() ([]byte, []int) {
+	return file_recsys_feedback_v1_feedback_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Guardrails) GetImpressions() int64 {
+	if x != nil {
+		return x.Impressions
+	}
+	return 0
+}
+
+func (x *Guardrails) GetLatencyP99() *durationpb.Duration {
+	if x != nil {
+		return x.LatencyP99
+	}
+	return nil
+}
+
+func (x *Guardrails) GetFeatureFallbackRate() float64 {
+	if x != nil {
+		return x.FeatureFallbackRate
+	}
+	return 0
+}
+
+func (x *Guardrails) GetModelFallbackRate() float64 {
+	if x != nil {
+		return x.ModelFallbackRate
+	}
+	return 0
+}
+
+func (x *Guardrails) GetBreaches() []string {
+	if x != nil {
+		return x.Breaches
+	}
+	return nil
+}
+
+type GetExperimentReportResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ExperimentId string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	ControlArm   string                 `protobuf:"bytes,2,opt,name=control_arm,json=controlArm,proto3" json:"control_arm,omitempty"`
+	Arms         []*ArmReport           `protobuf:"bytes,3,rep,name=arms,proto3" json:"arms,omitempty"`
+	GeneratedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	// Whether the users per arm were checked against configured weights
+	// (from the request or the experiment file).
+	SrmChecked bool `protobuf:"varint,5,opt,name=srm_checked,json=srmChecked,proto3" json:"srm_checked,omitempty"`
+	// Chi-square test of the users per arm against the configured weights.
+	SrmPValue float64 `protobuf:"fixed64,6,opt,name=srm_p_value,json=srmPValue,proto3" json:"srm_p_value,omitempty"`
+	// Sample-ratio mismatch: srm_p_value < 0.001. The split is not what was
+	// configured (assignment, logging or filtering is broken): do not trust
+	// any result of this report until the cause is found.
+	Srm bool `protobuf:"varint,7,opt,name=srm,proto3" json:"srm,omitempty"`
+	// Whether any arm breached a guardrail.
+	GuardrailBreach bool `protobuf:"varint,8,opt,name=guardrail_breach,json=guardrailBreach,proto3" json:"guardrail_breach,omitempty"`
+	// Everything a reader must know before trusting the numbers, in words
+	// (SRM, guardrail breaches, too few users, unknown weights).
+	Warnings []string `protobuf:"bytes,9,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The alpha of every interval and of the significance flags (0.05).
+	Alpha float64 `protobuf:"fixed64,10,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// Standard deviation of the normal mixture over lifts of the sequential
+	// test: the lifts it is most sensitive to are about this size.
+	SequentialMixtureSd float64 `protobuf:"fixed64,11,opt,name=sequential_mixture_sd,json=sequentialMixtureSd,proto3" json:"sequential_mixture_sd,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
 func (x *GetExperimentReportResponse) Reset() {
 	*x = GetExperimentReportResponse{}
-	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +832,7 @@ func (x *GetExperimentReportResponse) String() string {
 func (*GetExperimentReportResponse) ProtoMessage() {}
 
 func (x *GetExperimentReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_recsys_feedback_v1_feedback_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +845,7 @@ func (x *GetExperimentReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExperimentReportResponse.ProtoReflect.Descriptor instead.
 func (*GetExperimentReportResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
+	return file_recsys_feedback_v1_feedback_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetExperimentReportResponse) GetExperimentId() string {
@@ -529,11 +876,60 @@ func (x *GetExperimentReportResponse) GetGeneratedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetExperimentReportResponse) GetSrmChecked() bool {
+	if x != nil {
+		return x.SrmChecked
+	}
+	return false
+}
+
+func (x *GetExperimentReportResponse) GetSrmPValue() float64 {
+	if x != nil {
+		return x.SrmPValue
+	}
+	return 0
+}
+
+func (x *GetExperimentReportResponse) GetSrm() bool {
+	if x != nil {
+		return x.Srm
+	}
+	return false
+}
+
+func (x *GetExperimentReportResponse) GetGuardrailBreach() bool {
+	if x != nil {
+		return x.GuardrailBreach
+	}
+	return false
+}
+
+func (x *GetExperimentReportResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *GetExperimentReportResponse) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *GetExperimentReportResponse) GetSequentialMixtureSd() float64 {
+	if x != nil {
+		return x.SequentialMixtureSd
+	}
+	return 0
+}
+
 var File_recsys_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_recsys_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"!recsys/feedback/v1/feedback.proto\x12\x12recsys.feedback.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
+	"!recsys/feedback/v1/feedback.proto\x12\x12recsys.feedback.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.recsys.feedback.v1.EventTypeR\x04type\x12\x17\n" +
@@ -547,15 +943,23 @@ const file_recsys_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
 	"event_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x1a\n" +
 	"\bposition\x18\n" +
-	" \x01(\x05R\bposition\"H\n" +
+	" \x01(\x05R\bposition\x12+\n" +
+	"\x11features_degraded\x18\v \x01(\bR\x10featuresDegraded\x12%\n" +
+	"\x0emodel_fallback\x18\f \x01(\bR\rmodelFallback\x12@\n" +
+	"\x0eserver_latency\x18\r \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\"H\n" +
 	"\x13RecordEventsRequest\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.recsys.feedback.v1.EventR\x06events\"=\n" +
 	"\x14RecordEventsResponse\x12%\n" +
-	"\x0eaccepted_count\x18\x01 \x01(\x05R\racceptedCount\"b\n" +
+	"\x0eaccepted_count\x18\x01 \x01(\x05R\racceptedCount\"\x82\x02\n" +
 	"\x1aGetExperimentReportRequest\x12#\n" +
 	"\rexperiment_id\x18\x01 \x01(\tR\fexperimentId\x12\x1f\n" +
 	"\vcontrol_arm\x18\x02 \x01(\tR\n" +
-	"controlArm\"\x92\x02\n" +
+	"controlArm\x12_\n" +
+	"\varm_weights\x18\x03 \x03(\v2>.recsys.feedback.v1.GetExperimentReportRequest.ArmWeightsEntryR\n" +
+	"armWeights\x1a=\n" +
+	"\x0fArmWeightsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf3\x06\n" +
 	"\tArmReport\x12\x10\n" +
 	"\x03arm\x18\x01 \x01(\tR\x03arm\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12 \n" +
@@ -567,13 +971,52 @@ const file_recsys_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bctr_high\x18\b \x01(\x01R\actrHigh\x12\x12\n" +
 	"\x04lift\x18\t \x01(\x01R\x04lift\x12\x17\n" +
 	"\ap_value\x18\n" +
-	" \x01(\x01R\x06pValue\"\xd5\x01\n" +
+	" \x01(\x01R\x06pValue\x12\x19\n" +
+	"\blift_low\x18\v \x01(\x01R\aliftLow\x12\x1b\n" +
+	"\tlift_high\x18\f \x01(\x01R\bliftHigh\x12,\n" +
+	"\x12sequential_p_value\x18\r \x01(\x01R\x10sequentialPValue\x12.\n" +
+	"\x13sequential_lift_low\x18\x0e \x01(\x01R\x11sequentialLiftLow\x120\n" +
+	"\x14sequential_lift_high\x18\x0f \x01(\x01R\x12sequentialLiftHigh\x12\x1d\n" +
+	"\n" +
+	"cuped_lift\x18\x10 \x01(\x01R\tcupedLift\x12$\n" +
+	"\x0ecuped_lift_low\x18\x11 \x01(\x01R\fcupedLiftLow\x12&\n" +
+	"\x0fcuped_lift_high\x18\x12 \x01(\x01R\rcupedLiftHigh\x12\"\n" +
+	"\rcuped_p_value\x18\x13 \x01(\x01R\vcupedPValue\x128\n" +
+	"\x18cuped_variance_reduction\x18\x14 \x01(\x01R\x16cupedVarianceReduction\x12.\n" +
+	"\x13expected_user_share\x18\x15 \x01(\x01R\x11expectedUserShare\x12\x1d\n" +
+	"\n" +
+	"user_share\x18\x16 \x01(\x01R\tuserShare\x12>\n" +
+	"\n" +
+	"guardrails\x18\x17 \x01(\v2\x1e.recsys.feedback.v1.GuardrailsR\n" +
+	"guardrails\x12=\n" +
+	"\bversions\x18\x18 \x03(\v2!.recsys.feedback.v1.VersionCountsR\bversions\"n\n" +
+	"\rVersionCounts\x12#\n" +
+	"\rmodel_version\x18\x01 \x01(\tR\fmodelVersion\x12 \n" +
+	"\vimpressions\x18\x02 \x01(\x03R\vimpressions\x12\x16\n" +
+	"\x06clicks\x18\x03 \x01(\x03R\x06clicks\"\xea\x01\n" +
+	"\n" +
+	"Guardrails\x12 \n" +
+	"\vimpressions\x18\x01 \x01(\x03R\vimpressions\x12:\n" +
+	"\vlatency_p99\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"latencyP99\x122\n" +
+	"\x15feature_fallback_rate\x18\x03 \x01(\x01R\x13featureFallbackRate\x12.\n" +
+	"\x13model_fallback_rate\x18\x04 \x01(\x01R\x11modelFallbackRate\x12\x1a\n" +
+	"\bbreaches\x18\x05 \x03(\tR\bbreaches\"\xb9\x03\n" +
 	"\x1bGetExperimentReportResponse\x12#\n" +
 	"\rexperiment_id\x18\x01 \x01(\tR\fexperimentId\x12\x1f\n" +
 	"\vcontrol_arm\x18\x02 \x01(\tR\n" +
 	"controlArm\x121\n" +
 	"\x04arms\x18\x03 \x03(\v2\x1d.recsys.feedback.v1.ArmReportR\x04arms\x12=\n" +
-	"\fgenerated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt*X\n" +
+	"\fgenerated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x12\x1f\n" +
+	"\vsrm_checked\x18\x05 \x01(\bR\n" +
+	"srmChecked\x12\x1e\n" +
+	"\vsrm_p_value\x18\x06 \x01(\x01R\tsrmPValue\x12\x10\n" +
+	"\x03srm\x18\a \x01(\bR\x03srm\x12)\n" +
+	"\x10guardrail_breach\x18\b \x01(\bR\x0fguardrailBreach\x12\x1a\n" +
+	"\bwarnings\x18\t \x03(\tR\bwarnings\x12\x14\n" +
+	"\x05alpha\x18\n" +
+	" \x01(\x01R\x05alpha\x122\n" +
+	"\x15sequential_mixture_sd\x18\v \x01(\x01R\x13sequentialMixtureSd*X\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15EVENT_TYPE_IMPRESSION\x10\x01\x12\x14\n" +
@@ -596,7 +1039,7 @@ func file_recsys_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_recsys_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_recsys_feedback_v1_feedback_proto_goTypes = []any{
 	(EventType)(0),                      // 0: recsys.feedback.v1.EventType
 	(*Event)(nil),                       // 1: recsys.feedback.v1.Event
@@ -604,24 +1047,33 @@ var file_recsys_feedback_v1_feedback_proto_goTypes = []any{
 	(*RecordEventsResponse)(nil),        // 3: recsys.feedback.v1.RecordEventsResponse
 	(*GetExperimentReportRequest)(nil),  // 4: recsys.feedback.v1.GetExperimentReportRequest
 	(*ArmReport)(nil),                   // 5: recsys.feedback.v1.ArmReport
-	(*GetExperimentReportResponse)(nil), // 6: recsys.feedback.v1.GetExperimentReportResponse
-	(*timestamppb.Timestamp)(nil),       // 7: google.protobuf.Timestamp
+	(*VersionCounts)(nil),               // 6: recsys.feedback.v1.VersionCounts
+	(*Guardrails)(nil),                  // 7: recsys.feedback.v1.Guardrails
+	(*GetExperimentReportResponse)(nil), // 8: recsys.feedback.v1.GetExperimentReportResponse
+	nil,                                 // 9: recsys.feedback.v1.GetExperimentReportRequest.ArmWeightsEntry
+	(*timestamppb.Timestamp)(nil),       // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 11: google.protobuf.Duration
 }
 var file_recsys_feedback_v1_feedback_proto_depIdxs = []int32{
-	0, // 0: recsys.feedback.v1.Event.type:type_name -> recsys.feedback.v1.EventType
-	7, // 1: recsys.feedback.v1.Event.event_time:type_name -> google.protobuf.Timestamp
-	1, // 2: recsys.feedback.v1.RecordEventsRequest.events:type_name -> recsys.feedback.v1.Event
-	5, // 3: recsys.feedback.v1.GetExperimentReportResponse.arms:type_name -> recsys.feedback.v1.ArmReport
-	7, // 4: recsys.feedback.v1.GetExperimentReportResponse.generated_at:type_name -> google.protobuf.Timestamp
-	2, // 5: recsys.feedback.v1.FeedbackService.RecordEvents:input_type -> recsys.feedback.v1.RecordEventsRequest
-	4, // 6: recsys.feedback.v1.FeedbackService.GetExperimentReport:input_type -> recsys.feedback.v1.GetExperimentReportRequest
-	3, // 7: recsys.feedback.v1.FeedbackService.RecordEvents:output_type -> recsys.feedback.v1.RecordEventsResponse
-	6, // 8: recsys.feedback.v1.FeedbackService.GetExperimentReport:output_type -> recsys.feedback.v1.GetExperimentReportResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: recsys.feedback.v1.Event.type:type_name -> recsys.feedback.v1.EventType
+	10, // 1: recsys.feedback.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	11, // 2: recsys.feedback.v1.Event.server_latency:type_name -> google.protobuf.Duration
+	1,  // 3: recsys.feedback.v1.RecordEventsRequest.events:type_name -> recsys.feedback.v1.Event
+	9,  // 4: recsys.feedback.v1.GetExperimentReportRequest.arm_weights:type_name -> recsys.feedback.v1.GetExperimentReportRequest.ArmWeightsEntry
+	7,  // 5: recsys.feedback.v1.ArmReport.guardrails:type_name -> recsys.feedback.v1.Guardrails
+	6,  // 6: recsys.feedback.v1.ArmReport.versions:type_name -> recsys.feedback.v1.VersionCounts
+	11, // 7: recsys.feedback.v1.Guardrails.latency_p99:type_name -> google.protobuf.Duration
+	5,  // 8: recsys.feedback.v1.GetExperimentReportResponse.arms:type_name -> recsys.feedback.v1.ArmReport
+	10, // 9: recsys.feedback.v1.GetExperimentReportResponse.generated_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: recsys.feedback.v1.FeedbackService.RecordEvents:input_type -> recsys.feedback.v1.RecordEventsRequest
+	4,  // 11: recsys.feedback.v1.FeedbackService.GetExperimentReport:input_type -> recsys.feedback.v1.GetExperimentReportRequest
+	3,  // 12: recsys.feedback.v1.FeedbackService.RecordEvents:output_type -> recsys.feedback.v1.RecordEventsResponse
+	8,  // 13: recsys.feedback.v1.FeedbackService.GetExperimentReport:output_type -> recsys.feedback.v1.GetExperimentReportResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_recsys_feedback_v1_feedback_proto_init() }
@@ -635,7 +1087,7 @@ func file_recsys_feedback_v1_feedback_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_feedback_v1_feedback_proto_rawDesc), len(file_recsys_feedback_v1_feedback_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,8 +36,10 @@ type FeedbackServiceClient interface {
 	// event stream, or rejects the whole batch. Retrying with the same event
 	// ids never counts an event twice.
 	RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error)
-	// GetExperimentReport returns per-arm impressions, clicks and CTR with a
-	// confidence interval and the significance of the difference to control.
+	// GetExperimentReport analyses an experiment at the level of its users:
+	// per arm, CTR with a confidence interval, the lift over control with a
+	// fixed-horizon and an always-valid (sequential) result, the same lift
+	// adjusted by CUPED, guardrails, and a sample-ratio-mismatch check.
 	GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error)
 }
 
@@ -79,8 +81,10 @@ type FeedbackServiceServer interface {
 	// event stream, or rejects the whole batch. Retrying with the same event
 	// ids never counts an event twice.
 	RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error)
-	// GetExperimentReport returns per-arm impressions, clicks and CTR with a
-	// confidence interval and the significance of the difference to control.
+	// GetExperimentReport analyses an experiment at the level of its users:
+	// per arm, CTR with a confidence interval, the lift over control with a
+	// fixed-horizon and an always-valid (sequential) result, the same lift
+	// adjusted by CUPED, guardrails, and a sample-ratio-mismatch check.
 	GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error)
 	mustEmbedUnimplementedFeedbackServiceServer()
 }

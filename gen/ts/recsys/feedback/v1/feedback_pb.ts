@@ -8,15 +8,15 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/feedback/v1/feedback.proto.
  */
 export const file_recsys_feedback_v1_feedback: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvZmVlZGJhY2svdjEvZmVlZGJhY2sucHJvdG8SEnJlY3N5cy5mZWVkYmFjay52MSL5AQoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSKwoEdHlwZRgCIAEoDjIdLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudFR5cGUSDwoHdXNlcl9pZBgDIAEoCRIPCgdpdGVtX2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSFQoNbW9kZWxfdmVyc2lvbhgGIAEoCRIVCg1leHBlcmltZW50X2lkGAcgASgJEgsKA2FybRgIIAEoCRIuCgpldmVudF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwb3NpdGlvbhgKIAEoBSJAChNSZWNvcmRFdmVudHNSZXF1ZXN0EikKBmV2ZW50cxgBIAMoCzIZLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudCIuChRSZWNvcmRFdmVudHNSZXNwb25zZRIWCg5hY2NlcHRlZF9jb3VudBgBIAEoBSJIChpHZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdBIVCg1leHBlcmltZW50X2lkGAEgASgJEhMKC2NvbnRyb2xfYXJtGAIgASgJIrkBCglBcm1SZXBvcnQSCwoDYXJtGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEwoLaW1wcmVzc2lvbnMYAyABKAMSDgoGY2xpY2tzGAQgASgDEhQKDHVuaXF1ZV91c2VycxgFIAEoAxILCgNjdHIYBiABKAESDwoHY3RyX2xvdxgHIAEoARIQCghjdHJfaGlnaBgIIAEoARIMCgRsaWZ0GAkgASgBEg8KB3BfdmFsdWUYCiABKAEiqAEKG0dldEV4cGVyaW1lbnRSZXBvcnRSZXNwb25zZRIVCg1leHBlcmltZW50X2lkGAEgASgJEhMKC2NvbnRyb2xfYXJtGAIgASgJEisKBGFybXMYAyADKAsyHS5yZWNzeXMuZmVlZGJhY2sudjEuQXJtUmVwb3J0EjAKDGdlbmVyYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqWAoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9UWVBFX0lNUFJFU1NJT04QARIUChBFVkVOVF9UWVBFX0NMSUNLEAIytAIKD0ZlZWRiYWNrU2VydmljZRJ4CgxSZWNvcmRFdmVudHMSJy5yZWNzeXMuZmVlZGJhY2sudjEuUmVjb3JkRXZlbnRzUmVxdWVzdBooLnJlY3N5cy5mZWVkYmFjay52MS5SZWNvcmRFdmVudHNSZXNwb25zZSIVgtPkkwIPOgEqIgovdjEvZXZlbnRzEqYBChNHZXRFeHBlcmltZW50UmVwb3J0Ei4ucmVjc3lzLmZlZWRiYWNrLnYxLkdldEV4cGVyaW1lbnRSZXBvcnRSZXF1ZXN0Gi8ucmVjc3lzLmZlZWRiYWNrLnYxLkdldEV4cGVyaW1lbnRSZXBvcnRSZXNwb25zZSIugtPkkwIoEiYvdjEvZXhwZXJpbWVudHMve2V4cGVyaW1lbnRfaWR9L3JlcG9ydEI/Wj1naXRodWIuY29tL3JlY3N5cy9yZWNzeXMvZ2VuL2dvL3JlY3N5cy9mZWVkYmFjay92MTtmZWVkYmFja3YxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiFyZWNzeXMvZmVlZGJhY2svdjEvZmVlZGJhY2sucHJvdG8SEnJlY3N5cy5mZWVkYmFjay52MSLfAgoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSKwoEdHlwZRgCIAEoDjIdLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudFR5cGUSDwoHdXNlcl9pZBgDIAEoCRIPCgdpdGVtX2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSFQoNbW9kZWxfdmVyc2lvbhgGIAEoCRIVCg1leHBlcmltZW50X2lkGAcgASgJEgsKA2FybRgIIAEoCRIuCgpldmVudF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwb3NpdGlvbhgKIAEoBRIZChFmZWF0dXJlc19kZWdyYWRlZBgLIAEoCBIWCg5tb2RlbF9mYWxsYmFjaxgMIAEoCBIxCg5zZXJ2ZXJfbGF0ZW5jeRgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJAChNSZWNvcmRFdmVudHNSZXF1ZXN0EikKBmV2ZW50cxgBIAMoCzIZLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudCIuChRSZWNvcmRFdmVudHNSZXNwb25zZRIWCg5hY2NlcHRlZF9jb3VudBgBIAEoBSLQAQoaR2V0RXhwZXJpbWVudFJlcG9ydFJlcXVlc3QSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRITCgtjb250cm9sX2FybRgCIAEoCRJTCgthcm1fd2VpZ2h0cxgDIAMoCzI+LnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdC5Bcm1XZWlnaHRzRW50cnkaMQoPQXJtV2VpZ2h0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEizQQKCUFybVJlcG9ydBILCgNhcm0YASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRITCgtpbXByZXNzaW9ucxgDIAEoAxIOCgZjbGlja3MYBCABKAMSFAoMdW5pcXVlX3VzZXJzGAUgASgDEgsKA2N0chgGIAEoARIPCgdjdHJfbG93GAcgASgBEhAKCGN0cl9oaWdoGAggASgBEgwKBGxpZnQYCSABKAESDwoHcF92YWx1ZRgKIAEoARIQCghsaWZ0X2xvdxgLIAEoARIRCglsaWZ0X2hpZ2gYDCABKAESGgoSc2VxdWVudGlhbF9wX3ZhbHVlGA0gASgBEhsKE3NlcXVlbnRpYWxfbGlmdF9sb3cYDiABKAESHAoUc2VxdWVudGlhbF9saWZ0X2hpZ2gYDyABKAESEgoKY3VwZWRfbGlmdBgQIAEoARIWCg5jdXBlZF9saWZ0X2xvdxgRIAEoARIXCg9jdXBlZF9saWZ0X2hpZ2gYEiABKAESFQoNY3VwZWRfcF92YWx1ZRgTIAEoARIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YFCABKAESGwoTZXhwZWN0ZWRfdXNlcl9zaGFyZRgVIAEoARISCgp1c2VyX3NoYXJlGBYgASgBEjIKCmd1YXJkcmFpbHMYFyABKAsyHi5yZWNzeXMuZmVlZGJhY2sudjEuR3VhcmRyYWlscxIzCgh2ZXJzaW9ucxgYIAMoCzIhLnJlY3N5cy5mZWVkYmFjay52MS5WZXJzaW9uQ291bnRzIksKDVZlcnNpb25Db3VudHMSFQoNbW9kZWxfdmVyc2lvbhgBIAEoCRITCgtpbXByZXNzaW9ucxgCIAEoAxIOCgZjbGlja3MYAyABKAMinwEKCkd1YXJkcmFpbHMSEwoLaW1wcmVzc2lvbnMYASABKAMSLgoLbGF0ZW5jeV9wOTkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVZmVhdHVyZV9mYWxsYmFja19yYXRlGAMgASgBEhsKE21vZGVsX2ZhbGxiYWNrX3JhdGUYBCABKAESEAoIYnJlYWNoZXMYBSADKAkiuQIKG0dldEV4cGVyaW1lbnRSZXBvcnRSZXNwb25zZRIVCg1leHBlcmltZW50X2lkGAEgASgJEhMKC2NvbnRyb2xfYXJtGAIgASgJEisKBGFybXMYAyADKAsyHS5yZWNzeXMuZmVlZGJhY2sudjEuQXJtUmVwb3J0EjAKDGdlbmVyYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3JtX2NoZWNrZWQYBSABKAgSEwoLc3JtX3BfdmFsdWUYBiABKAESCwoDc3JtGAcgASgIEhgKEGd1YXJkcmFpbF9icmVhY2gYCCABKAgSEAoId2FybmluZ3MYCSADKAkSDQoFYWxwaGEYCiABKAESHQoVc2VxdWVudGlhbF9taXh0dXJlX3NkGAsgASgBKlgKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfVFlQRV9JTVBSRVNTSU9OEAESFAoQRVZFTlRfVFlQRV9DTElDSxACMrQCCg9GZWVkYmFja1NlcnZpY2USeAoMUmVjb3JkRXZlbnRzEicucmVjc3lzLmZlZWRiYWNrLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaKC5yZWNzeXMuZmVlZGJhY2sudjEuUmVjb3JkRXZlbnRzUmVzcG9uc2UiFYLT5JMCDzoBKiIKL3YxL2V2ZW50cxKmAQoTR2V0RXhwZXJpbWVudFJlcG9ydBIuLnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdBovLnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVzcG9uc2UiLoLT5JMCKBImL3YxL2V4cGVyaW1lbnRzL3tleHBlcmltZW50X2lkfS9yZXBvcnRCP1o9Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVlZGJhY2svdjE7ZmVlZGJhY2t2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Event is one piece of feedback. request_id, model_version, experiment_id
@@ -80,6 +80,26 @@ export type Event = Message<"recsys.feedback.v1.Event"> & {
    * @generated from field: int32 position = 10;
    */
   position: number;
+
+  /**
+   * How the ranking that showed the item was served, copied from its
+   * response (RecommendResponse or RankResponse): the experiment report's
+   * guardrails compare arms on them. server_latency unset means the
+   * client did not say, and the event counts in no guardrail.
+   *
+   * @generated from field: bool features_degraded = 11;
+   */
+  featuresDegraded: boolean;
+
+  /**
+   * @generated from field: bool model_fallback = 12;
+   */
+  modelFallback: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Duration server_latency = 13;
+   */
+  serverLatency?: Duration | undefined;
 };
 
 /**
@@ -138,6 +158,15 @@ export type GetExperimentReportRequest = Message<"recsys.feedback.v1.GetExperime
    * @generated from field: string control_arm = 2;
    */
   controlArm: string;
+
+  /**
+   * Configured traffic weights by arm, for the sample-ratio check. Empty
+   * means the weights of the experiment file the feedback service reads
+   * (-experiment-file) when it describes this experiment.
+   *
+   * @generated from field: map<string, double> arm_weights = 3;
+   */
+  armWeights: { [key: string]: number };
 };
 
 /**
@@ -148,7 +177,11 @@ export const GetExperimentReportRequestSchema: GenMessage<GetExperimentReportReq
   messageDesc(file_recsys_feedback_v1_feedback, 3);
 
 /**
- * ArmReport is the outcome of one arm.
+ * ArmReport is the outcome of one arm. The unit of analysis is the user
+ * (the unit of randomisation): CTR is the arm's clicks over its
+ * impressions, and its variance comes from the spread of the users'
+ * clicks and impressions (delta method), not from counting every
+ * impression as independent.
  *
  * @generated from message recsys.feedback.v1.ArmReport
  */
@@ -159,6 +192,9 @@ export type ArmReport = Message<"recsys.feedback.v1.ArmReport"> & {
   arm: string;
 
   /**
+   * The version that served most of the arm's impressions; versions lists
+   * all of them.
+   *
    * @generated from field: string model_version = 2;
    */
   modelVersion: string;
@@ -174,19 +210,21 @@ export type ArmReport = Message<"recsys.feedback.v1.ArmReport"> & {
   clicks: bigint;
 
   /**
+   * Users exposed in this arm.
+   *
    * @generated from field: int64 unique_users = 5;
    */
   uniqueUsers: bigint;
 
   /**
-   * clicks / impressions.
+   * clicks / impressions (a ratio metric over users).
    *
    * @generated from field: double ctr = 6;
    */
   ctr: number;
 
   /**
-   * 95% Wilson interval of ctr.
+   * 95% confidence interval of ctr (delta method over users).
    *
    * @generated from field: double ctr_low = 7;
    */
@@ -205,11 +243,109 @@ export type ArmReport = Message<"recsys.feedback.v1.ArmReport"> & {
   lift: number;
 
   /**
-   * Two-proportion z-test against the control arm.
+   * Fixed-horizon two-sided p-value of lift = 0 (z-test of the lift, delta
+   * method). Valid only when read once, at a sample size fixed in
+   * advance: reading it again and again as data arrive and stopping when
+   * it dips below 0.05 makes false positives far likelier than 5%.
    *
    * @generated from field: double p_value = 10;
    */
   pValue: number;
+
+  /**
+   * Fixed-horizon 95% confidence interval of lift (delta method on the
+   * ratio of the two arms' CTRs); excludes 0 exactly when p_value < 0.05.
+   *
+   * @generated from field: double lift_low = 11;
+   */
+  liftLow: number;
+
+  /**
+   * @generated from field: double lift_high = 12;
+   */
+  liftHigh: number;
+
+  /**
+   * Always-valid p-value of lift = 0 (mixture sequential probability ratio
+   * test, normal mixture of lifts with standard deviation
+   * sequential_mixture_sd): may be read at any time, as often as wanted;
+   * stopping the first time it is below alpha keeps false positives below
+   * alpha.
+   *
+   * @generated from field: double sequential_p_value = 13;
+   */
+  sequentialPValue: number;
+
+  /**
+   * Always-valid 95% confidence sequence of lift (the same test inverted):
+   * covers the true lift at every time at once, with 95% probability.
+   *
+   * @generated from field: double sequential_lift_low = 14;
+   */
+  sequentialLiftLow: number;
+
+  /**
+   * @generated from field: double sequential_lift_high = 15;
+   */
+  sequentialLiftHigh: number;
+
+  /**
+   * CUPED: lift adjusted by the users' pre-experiment clicks and
+   * impressions (captured at each user's first exposure), with its
+   * fixed-horizon interval and p-value.
+   *
+   * @generated from field: double cuped_lift = 16;
+   */
+  cupedLift: number;
+
+  /**
+   * @generated from field: double cuped_lift_low = 17;
+   */
+  cupedLiftLow: number;
+
+  /**
+   * @generated from field: double cuped_lift_high = 18;
+   */
+  cupedLiftHigh: number;
+
+  /**
+   * @generated from field: double cuped_p_value = 19;
+   */
+  cupedPValue: number;
+
+  /**
+   * Share of the variance of the lift that CUPED removed (0.3: the
+   * adjusted lift's variance is 70% of the unadjusted one); for the
+   * control arm, of its CTR. 0 when no user had pre-experiment activity.
+   *
+   * @generated from field: double cuped_variance_reduction = 20;
+   */
+  cupedVarianceReduction: number;
+
+  /**
+   * The arm's configured share of users and the share it got (the
+   * sample-ratio check); expected_user_share is 0 when no weights are known.
+   *
+   * @generated from field: double expected_user_share = 21;
+   */
+  expectedUserShare: number;
+
+  /**
+   * @generated from field: double user_share = 22;
+   */
+  userShare: number;
+
+  /**
+   * @generated from field: recsys.feedback.v1.Guardrails guardrails = 23;
+   */
+  guardrails?: Guardrails | undefined;
+
+  /**
+   * Impressions and clicks by the model version that served them.
+   *
+   * @generated from field: repeated recsys.feedback.v1.VersionCounts versions = 24;
+   */
+  versions: VersionCounts[];
 };
 
 /**
@@ -218,6 +354,88 @@ export type ArmReport = Message<"recsys.feedback.v1.ArmReport"> & {
  */
 export const ArmReportSchema: GenMessage<ArmReport> = /*@__PURE__*/
   messageDesc(file_recsys_feedback_v1_feedback, 4);
+
+/**
+ * VersionCounts is what one model version served within an arm.
+ *
+ * @generated from message recsys.feedback.v1.VersionCounts
+ */
+export type VersionCounts = Message<"recsys.feedback.v1.VersionCounts"> & {
+  /**
+   * @generated from field: string model_version = 1;
+   */
+  modelVersion: string;
+
+  /**
+   * @generated from field: int64 impressions = 2;
+   */
+  impressions: bigint;
+
+  /**
+   * @generated from field: int64 clicks = 3;
+   */
+  clicks: bigint;
+};
+
+/**
+ * Describes the message recsys.feedback.v1.VersionCounts.
+ * Use `create(VersionCountsSchema)` to create a new message.
+ */
+export const VersionCountsSchema: GenMessage<VersionCounts> = /*@__PURE__*/
+  messageDesc(file_recsys_feedback_v1_feedback, 5);
+
+/**
+ * Guardrails are how an arm was served, from the flags its impression
+ * events carry (Event.features_degraded, model_fallback, server_latency).
+ * Rates are per impression: every impression of a ranking carries that
+ * ranking's flags.
+ *
+ * @generated from message recsys.feedback.v1.Guardrails
+ */
+export type Guardrails = Message<"recsys.feedback.v1.Guardrails"> & {
+  /**
+   * Impressions that carried serving flags; the rates' denominator.
+   *
+   * @generated from field: int64 impressions = 1;
+   */
+  impressions: bigint;
+
+  /**
+   * 99th percentile of the server latency of the rankings, per impression
+   * (from a histogram with buckets 9% wide: the bucket's upper bound).
+   *
+   * @generated from field: google.protobuf.Duration latency_p99 = 2;
+   */
+  latencyP99?: Duration | undefined;
+
+  /**
+   * Share of impressions ranked with default features (a feature service
+   * slow or down) and without a model (trending order).
+   *
+   * @generated from field: double feature_fallback_rate = 3;
+   */
+  featureFallbackRate: number;
+
+  /**
+   * @generated from field: double model_fallback_rate = 4;
+   */
+  modelFallbackRate: number;
+
+  /**
+   * Guardrails this arm breached against the control arm, in words; empty
+   * when none (or too few impressions carried flags to judge).
+   *
+   * @generated from field: repeated string breaches = 5;
+   */
+  breaches: string[];
+};
+
+/**
+ * Describes the message recsys.feedback.v1.Guardrails.
+ * Use `create(GuardrailsSchema)` to create a new message.
+ */
+export const GuardrailsSchema: GenMessage<Guardrails> = /*@__PURE__*/
+  messageDesc(file_recsys_feedback_v1_feedback, 6);
 
 /**
  * @generated from message recsys.feedback.v1.GetExperimentReportResponse
@@ -242,6 +460,60 @@ export type GetExperimentReportResponse = Message<"recsys.feedback.v1.GetExperim
    * @generated from field: google.protobuf.Timestamp generated_at = 4;
    */
   generatedAt?: Timestamp | undefined;
+
+  /**
+   * Whether the users per arm were checked against configured weights
+   * (from the request or the experiment file).
+   *
+   * @generated from field: bool srm_checked = 5;
+   */
+  srmChecked: boolean;
+
+  /**
+   * Chi-square test of the users per arm against the configured weights.
+   *
+   * @generated from field: double srm_p_value = 6;
+   */
+  srmPValue: number;
+
+  /**
+   * Sample-ratio mismatch: srm_p_value < 0.001. The split is not what was
+   * configured (assignment, logging or filtering is broken): do not trust
+   * any result of this report until the cause is found.
+   *
+   * @generated from field: bool srm = 7;
+   */
+  srm: boolean;
+
+  /**
+   * Whether any arm breached a guardrail.
+   *
+   * @generated from field: bool guardrail_breach = 8;
+   */
+  guardrailBreach: boolean;
+
+  /**
+   * Everything a reader must know before trusting the numbers, in words
+   * (SRM, guardrail breaches, too few users, unknown weights).
+   *
+   * @generated from field: repeated string warnings = 9;
+   */
+  warnings: string[];
+
+  /**
+   * The alpha of every interval and of the significance flags (0.05).
+   *
+   * @generated from field: double alpha = 10;
+   */
+  alpha: number;
+
+  /**
+   * Standard deviation of the normal mixture over lifts of the sequential
+   * test: the lifts it is most sensitive to are about this size.
+   *
+   * @generated from field: double sequential_mixture_sd = 11;
+   */
+  sequentialMixtureSd: number;
 };
 
 /**
@@ -249,7 +521,7 @@ export type GetExperimentReportResponse = Message<"recsys.feedback.v1.GetExperim
  * Use `create(GetExperimentReportResponseSchema)` to create a new message.
  */
 export const GetExperimentReportResponseSchema: GenMessage<GetExperimentReportResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_feedback_v1_feedback, 5);
+  messageDesc(file_recsys_feedback_v1_feedback, 7);
 
 /**
  * EventType is what the user did.
@@ -302,8 +574,10 @@ export const FeedbackService: GenService<{
     output: typeof RecordEventsResponseSchema;
   },
   /**
-   * GetExperimentReport returns per-arm impressions, clicks and CTR with a
-   * confidence interval and the significance of the difference to control.
+   * GetExperimentReport analyses an experiment at the level of its users:
+   * per arm, CTR with a confidence interval, the lift over control with a
+   * fixed-horizon and an always-valid (sequential) result, the same lift
+   * adjusted by CUPED, guardrails, and a sample-ratio-mismatch check.
    *
    * @generated from rpc recsys.feedback.v1.FeedbackService.GetExperimentReport
    */
