@@ -7,6 +7,12 @@
 // is accepted whole or refused with the first bad event named; a failed
 // write answers Unavailable, and retrying with the same event ids never
 // counts an event twice (the stream processor de-duplicates by id).
+//
+// GetExperimentReport analyses an experiment from the per-arm user-level
+// sums the stream processor keeps (libs/experiment, docs/architecture.md
+// "Experiments and their statistics"); the configured weights for its
+// sample-ratio check come from the request or from the experiment file
+// the ranking service reads (-experiment-file).
 package feedback
 
 import (
@@ -15,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +58,9 @@ type Config struct {
 	Redis        string
 	Namespace    string
 	WriteTimeout time.Duration
+	// ExperimentFile is the ranking service's experiment file: the
+	// configured weights of the experiment it describes.
+	ExperimentFile string
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -65,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis, "redis", "localhost:6379", "Redis with the experiment counters; "+featurestore.DialHelp)
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "longest wait for Kafka to acknowledge a batch")
+	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "the ranking service's experiment JSON, read at each report for the configured weights (sample-ratio check); empty: ranking's default experiment")
 }
 
 // Run serves until ctx is done.
@@ -88,7 +99,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h := NewServer(w, store, cfg.WriteTimeout, srv.Metrics())
+	h := NewServer(w, store, cfg.ExperimentFile, cfg.WriteTimeout, srv.Metrics())
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), h)
 	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
 		srv.Close()
@@ -110,6 +121,7 @@ type Server struct {
 	feedbackv1.UnimplementedFeedbackServiceServer
 	w       *kafka.Writer
 	store   *featurestore.Store
+	expFile string
 	timeout time.Duration
 	events  *prometheus.CounterVec
 	arms    *prometheus.CounterVec
@@ -125,9 +137,10 @@ type Server struct {
 const maxArmLabels = 1000
 
 // NewServer returns the handlers over a Kafka writer and the store with the
-// experiment counters.
-func NewServer(w *kafka.Writer, store *featurestore.Store, writeTimeout time.Duration, reg prometheus.Registerer) *Server {
-	s := &Server{w: w, store: store, timeout: writeTimeout, now: time.Now, armLabels: map[[2]string]bool{},
+// experiment counters; experimentFile is the ranking service's experiment
+// file ("" for its default experiment), read at each report.
+func NewServer(w *kafka.Writer, store *featurestore.Store, experimentFile string, writeTimeout time.Duration, reg prometheus.Registerer) *Server {
+	s := &Server{w: w, store: store, expFile: experimentFile, timeout: writeTimeout, now: time.Now, armLabels: map[[2]string]bool{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_feedback_events_total",
 			Help: "Feedback events by type and outcome (accepted, invalid, unavailable).",
@@ -217,20 +230,53 @@ func eventType(e *feedbackv1.Event) string {
 	return strings.ToLower(strings.TrimPrefix(e.GetType().String(), "EVENT_TYPE_"))
 }
 
-// GetExperimentReport reports an experiment from the counters the stream
-// processor keeps.
+// GetExperimentReport reports an experiment from the user-level sums the
+// stream processor keeps.
 func (s *Server) GetExperimentReport(ctx context.Context, req *feedbackv1.GetExperimentReportRequest) (*feedbackv1.GetExperimentReportResponse, error) {
-	arms, err := s.store.Experiment(ctx, req.GetExperimentId())
+	for arm, w := range req.GetArmWeights() {
+		if !(w >= 0) || math.IsInf(w, 0) {
+			return nil, status.Errorf(codes.InvalidArgument, "arm_weights[%s]: %v is not a finite non-negative weight", arm, w)
+		}
+	}
+	counts, arms, err := s.store.ExperimentStats(ctx, req.GetExperimentId())
 	if err != nil {
 		return nil, featureservice.Status(err)
 	}
-	r, err := experiment.Report(req.GetExperimentId(), req.GetControlArm(), arms)
+	weights, note := req.GetArmWeights(), ""
+	if len(weights) == 0 {
+		weights, note = s.configuredWeights(req.GetExperimentId())
+	}
+	r, err := experiment.Report(experiment.Input{ID: req.GetExperimentId(), Control: req.GetControlArm(), Weights: weights, Counts: counts, Arms: arms})
 	switch {
 	case errors.Is(err, experiment.ErrNoEvents):
 		return nil, status.Errorf(codes.NotFound, "experiment %q: %v", req.GetExperimentId(), err)
 	case err != nil:
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if note != "" {
+		r.Warnings = append(r.Warnings, note)
+	}
 	r.GeneratedAt = timestamppb.New(s.now())
 	return r, nil
+}
+
+// configuredWeights are the arms' weights in the experiment file, read
+// now (the ranking service reloads it when it changes), when it describes
+// experiment id; else nil, and why in words when the reader should know.
+func (s *Server) configuredWeights(id string) (map[string]float64, string) {
+	c := experiment.Default()
+	if s.expFile != "" {
+		var err error
+		if c, err = experiment.Load(s.expFile); err != nil {
+			return nil, fmt.Sprintf("The experiment file did not load, so its weights are unknown: %v.", err)
+		}
+	}
+	if c.ID != id {
+		return nil, ""
+	}
+	w := make(map[string]float64, len(c.Arms))
+	for _, a := range c.Arms {
+		w[a.Name] = a.Weight
+	}
+	return w, ""
 }

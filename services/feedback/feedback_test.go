@@ -2,9 +2,12 @@ package feedback
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	"github.com/recsys/recsys/libs/eventstream"
+	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
@@ -29,8 +33,9 @@ type env struct {
 	topic   string
 }
 
-// start serves the feedback service over gRPC, writing to topic on brokers.
-func start(t *testing.T, brokers []string, topic string) *env {
+// start serves the feedback service over gRPC, writing to topic on brokers,
+// with the experiment file expFile ("" for none).
+func start(t *testing.T, brokers []string, topic, expFile string) *env {
 	t.Helper()
 	r := testenv.NewRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
@@ -43,7 +48,7 @@ func start(t *testing.T, brokers []string, topic string) *env {
 	}
 	w := eventstream.NewWriter(brokers, topic)
 	t.Cleanup(func() { w.Close() })
-	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, 5*time.Second, srv.Metrics()))
+	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, expFile, 5*time.Second, srv.Metrics()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -105,7 +110,7 @@ func events(prefix string, n int) []*feedbackv1.Event {
 
 func TestRecordEventsAndReport(t *testing.T) {
 	k := testenv.NewKafka(t)
-	e := start(t, k.Brokers, k.Topic(t, "feedback", 3))
+	e := start(t, k.Brokers, k.Topic(t, "feedback", 3), "")
 	ctx := context.Background()
 
 	resp, err := e.client.RecordEvents(ctx, &feedbackv1.RecordEventsRequest{Events: events("a", 30)})
@@ -145,7 +150,7 @@ func TestRecordEventsAndReport(t *testing.T) {
 
 func TestRecordEventsRejectsTheWholeBatch(t *testing.T) {
 	k := testenv.NewKafka(t)
-	e := start(t, k.Brokers, k.Topic(t, "feedback", 1))
+	e := start(t, k.Brokers, k.Topic(t, "feedback", 1), "")
 	old := time.Now().Add(-30 * 24 * time.Hour)
 	for _, tc := range []struct {
 		name    string
@@ -192,7 +197,7 @@ func TestKafkaDownThenRetry(t *testing.T) {
 	if err := eventstream.EnsureTopics(context.Background(), []string{addr}, 3, "feedback"); err != nil {
 		t.Fatal(err)
 	}
-	e := start(t, []string{addr}, "feedback")
+	e := start(t, []string{addr}, "feedback", "")
 	stop()
 
 	evs := events("c", 12)
@@ -228,6 +233,73 @@ func TestKafkaDownThenRetry(t *testing.T) {
 	}
 	if n := e.drain(t); n != 12 {
 		t.Errorf("after two retries %d events are counted, want exactly 12", n)
+	}
+}
+
+// TestReportFromExperimentFile: the report takes the configured weights
+// from the experiment file (or the request), checks the split against
+// them, and reports guardrails from the serving flags on impressions.
+func TestReportFromExperimentFile(t *testing.T) {
+	k := testenv.NewKafka(t)
+	expFile := filepath.Join(t.TempDir(), "experiment.json")
+	cfg := &experiment.Config{ID: "exp", Salt: "s", Arms: []experiment.Arm{{Name: "control", ModelVersion: "v1", Weight: 50}, {Name: "treatment", ModelVersion: "v2", Weight: 50}}}
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(expFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, k.Brokers, k.Topic(t, "feedback", 1), expFile)
+	ctx := context.Background()
+	var evs []featurestore.Event
+	now := time.Now()
+	for u := range 300 {
+		user := fmt.Sprintf("user-%d", u)
+		arm := cfg.Assign(user)
+		for i := range 10 {
+			ev := featurestore.Event{ID: fmt.Sprintf("%s-%d", user, i), Kind: featurestore.Impression, UserID: user, ItemID: fmt.Sprintf("i%d", i), Time: now,
+				ExperimentID: "exp", Arm: arm.Name, ModelVersion: arm.ModelVersion, ServerLatency: 5 * time.Millisecond, FeaturesDegraded: i == 0 && u%10 == 0}
+			evs = append(evs, ev)
+			if (u+i)%7 == 0 {
+				ev.ID, ev.Kind = ev.ID+"-c", featurestore.Click
+				evs = append(evs, ev)
+			}
+		}
+	}
+	if _, err := e.store.ApplyEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users, flagged int64
+	for _, a := range r.GetArms() {
+		users += a.GetUniqueUsers()
+		flagged += a.GetGuardrails().GetImpressions()
+		if a.GetExpectedUserShare() != 0.5 || a.GetGuardrails().GetLatencyP99().AsDuration() != featurestore.LatencyBucketUpper(featurestore.LatencyBucket(5*time.Millisecond)) {
+			t.Errorf("arm %s: expected share %v, guardrails %v; want 0.5 and p99 in 5 ms's bucket", a.GetArm(), a.GetExpectedUserShare(), a.GetGuardrails())
+		}
+	}
+	if !r.GetSrmChecked() || r.GetSrm() || users != 300 || flagged != 3000 || r.GetGuardrailBreach() {
+		t.Errorf("report: srm checked %v, srm %v (p %v), %d users, %d flagged impressions, breach %v; want checked, no mismatch, 300, 3000, none",
+			r.GetSrmChecked(), r.GetSrm(), r.GetSrmPValue(), users, flagged, r.GetGuardrailBreach())
+	}
+	// Weights in the request win; these do not match the split.
+	r, err = e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: map[string]float64{"control": 90, "treatment": 10}})
+	if err != nil || !r.GetSrm() || !strings.Contains(strings.Join(r.GetWarnings(), " "), "Do not trust") {
+		t.Errorf("report at 90/10 = srm %v, warnings %q, %v; want a mismatch and a warning", r.GetSrm(), r.GetWarnings(), err)
+	}
+	if _, err := e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: map[string]float64{"control": -1}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("report with a negative weight = %v, want InvalidArgument", err)
+	}
+	// The file describes another experiment now: weights unknown.
+	cfg.ID = "next"
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(expFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp"})
+	if err != nil || r.GetSrmChecked() {
+		t.Errorf("report of an experiment the file no longer describes: srm checked %v, %v; want unchecked", r.GetSrmChecked(), err)
 	}
 }
 
