@@ -20,6 +20,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
@@ -56,6 +62,7 @@ type Config struct {
 	Kafka          config.StringList
 	ServedTopic    string
 	LogBuffer      int
+	ShadowArm      string
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -84,6 +91,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka brokers for the served-ranking log (empty: no log)")
 	fs.StringVar(&c.ServedTopic, "served-topic", eventstream.ServedTopic, "topic of the served-ranking log")
 	fs.IntVar(&c.LogBuffer, "served-log-buffer", 10000, "served rankings buffered for Kafka; beyond it they are dropped and counted")
+	fs.StringVar(&c.ShadowArm, "shadow-arm", "treatment", "the experiment arm whose model scores mirrored (shadow) requests: the candidate under test (an arm the experiment lacks: the user's own arm)")
 }
 
 // Run serves until ctx is done.
@@ -153,7 +161,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		wg.Go(func() { watchExperiment(bg, cfg.ExperimentFile, cfg.ScanInterval, r, logger) })
 	}
 	wg.Go(func() { reg.Run(bg) })
-	rankingv1.RegisterRankingServiceServer(srv.GRPC(), r)
+	rankingv1.RegisterRankingServiceServer(srv.GRPC(), newTrafficRanker(r, cfg.ShadowArm, srv.Metrics()))
 	rankingv1.RegisterInferenceServiceServer(srv.GRPC(), r)
 	rankingv1.RegisterModelServiceServer(srv.GRPC(), r)
 	if err := srv.Publish(rankingv1.File_recsys_ranking_v1_ranking_proto,
@@ -205,4 +213,150 @@ func watchExperiment(ctx context.Context, path string, every time.Duration, r *R
 		r.SetExperiment(c)
 		logger.Info("experiment reloaded", "id", c.ID, "arms", c.ArmNames())
 	}
+}
+
+// trafficRanker serves Rank and Recommend through the Ranker. It decides
+// who scores a mirrored request and counts every answer by traffic and arm
+// (docs/architecture.md, "Rollout: arms, subsets and the mesh").
+//
+// The experiment alone assigns arms (sticky per user); the mesh only
+// chooses which ranking binary answers, and mirrors a few percent of live
+// requests to the canary subset. Envoy marks a mirrored copy by appending
+// -shadow to its authority; the Ranker never logs such a request. Left to
+// itself it would score the copy with the user's own arm, mostly control,
+// so the copy would test nothing: here it is scored by the model of the
+// shadow arm (the candidate), whatever arm or version the request or its
+// headers name. Its answer goes nowhere (Envoy drops it), so the counters
+// below are how the candidate's scores, latency and errors are compared
+// with live traffic's.
+//
+// It is safe for concurrent use.
+type trafficRanker struct {
+	*Ranker
+	shadowArm string
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	scores    *prometheus.HistogramVec
+}
+
+// scoredItems is how many of an answer's first items are observed in
+// recsys_rank_score: the ones a user sees.
+const scoredItems = 10
+
+func newTrafficRanker(r *Ranker, shadowArm string, reg prometheus.Registerer) *trafficRanker {
+	labels := []string{"traffic", "arm"}
+	t := &trafficRanker{Ranker: r, shadowArm: shadowArm,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_rank_requests_total",
+			Help: "Rank and Recommend answers by traffic (live, or shadow: a mirrored copy), experiment arm and outcome: ok, error, rejected (InvalidArgument, NotFound, Canceled: the caller's fault), model_fallback, features_degraded, unpinned (the arm's model was not loaded and another served).",
+		}, append(labels, "outcome")),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recsys_rank_traffic_seconds",
+			Help:    "Time to answer Rank or Recommend in the server, by traffic and arm.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, labels),
+		scores: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recsys_rank_score",
+			Help:    "Scores of the first items of each answer, by traffic and arm: the candidate's score distribution beside live traffic's.",
+			Buckets: prometheus.LinearBuckets(0.05, 0.05, 19),
+		}, labels),
+	}
+	reg.MustRegister(t.requests, t.latency, t.scores)
+	return t
+}
+
+// route returns the context the Ranker should see, whether the request is
+// a mirrored copy, and the arm it is served in (a metric label: an arm of
+// the experiment, or "invalid" for a header naming none).
+func (t *trafficRanker) route(ctx context.Context, userID string) (context.Context, bool, string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	exp := t.Experiment()
+	shadow := false
+	for _, key := range []string{":authority", "x-forwarded-host"} {
+		if v := md.Get(key); len(v) > 0 {
+			if h, _, _ := strings.Cut(v[0], ":"); strings.HasSuffix(h, "-shadow") {
+				shadow = true
+			}
+		}
+	}
+	if shadow {
+		if _, ok := exp.Arm(t.shadowArm); ok {
+			md = md.Copy()
+			md.Set("x-recsys-arm", t.shadowArm)
+			md.Delete("x-model-version")
+			return metadata.NewIncomingContext(ctx, md), true, t.shadowArm
+		}
+	}
+	if v := md.Get("x-recsys-arm"); len(v) > 0 && v[0] != "" {
+		if _, ok := exp.Arm(v[0]); !ok {
+			return ctx, shadow, "invalid"
+		}
+		return ctx, shadow, v[0]
+	}
+	return ctx, shadow, exp.Assign(userID).Name
+}
+
+// answer is what the counters read from a Rank or Recommend response.
+type answer interface {
+	GetItems() []*rankingv1.ScoredItem
+	GetModelVersion() string
+	GetModelFallback() bool
+	GetFeaturesDegraded() bool
+}
+
+func (t *trafficRanker) observe(shadow bool, arm string, start time.Time, resp answer, err error) {
+	traffic := "live"
+	if shadow {
+		traffic = "shadow"
+	}
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = "error"
+		if c := status.Code(err); c == codes.InvalidArgument || c == codes.NotFound || c == codes.Canceled {
+			outcome = "rejected" // the request's fault, not the server's
+		}
+	case resp.GetModelFallback():
+		outcome = "model_fallback"
+	case resp.GetFeaturesDegraded():
+		outcome = "features_degraded"
+	default:
+		if a, ok := t.Experiment().Arm(arm); ok && a.ModelVersion != "" && resp.GetModelVersion() != a.ModelVersion {
+			outcome = "unpinned"
+		}
+	}
+	t.requests.WithLabelValues(traffic, arm, outcome).Inc()
+	t.latency.WithLabelValues(traffic, arm).Observe(time.Since(start).Seconds())
+	if err == nil {
+		scores := t.scores.WithLabelValues(traffic, arm)
+		for _, it := range resp.GetItems()[:min(scoredItems, len(resp.GetItems()))] {
+			scores.Observe(float64(it.GetScore()))
+		}
+	}
+}
+
+// Rank scores the candidates; a mirrored copy with the shadow arm's model.
+func (t *trafficRanker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*rankingv1.RankResponse, error) {
+	start := time.Now()
+	ctx, shadow, arm := t.route(ctx, req.GetUserId())
+	if shadow && arm == t.shadowArm && req.GetModelVersion() != "" {
+		req = proto.CloneOf(req)
+		req.ModelVersion = ""
+	}
+	resp, err := t.Ranker.Rank(ctx, req)
+	t.observe(shadow, arm, start, resp, err)
+	return resp, err
+}
+
+// Recommend recommends; a mirrored copy with the shadow arm's model.
+func (t *trafficRanker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest) (*rankingv1.RecommendResponse, error) {
+	start := time.Now()
+	ctx, shadow, arm := t.route(ctx, req.GetUserId())
+	if shadow && arm == t.shadowArm && req.GetModelVersion() != "" {
+		req = proto.CloneOf(req)
+		req.ModelVersion = ""
+	}
+	resp, err := t.Ranker.Recommend(ctx, req)
+	t.observe(shadow, arm, start, resp, err)
+	return resp, err
 }

@@ -55,6 +55,7 @@ type Config struct {
 	EASEMaxItems int
 	MaxSamples   int
 	EvalOnly     bool
+	IfEmpty      bool
 }
 
 // RegisterFlags adds the job's flags to fs.
@@ -79,6 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.EASEMaxItems, "ease-max-items", d.EASEMaxItems, "EASE runs over at most this many most-used items (its cost grows with the cube of the count)")
 	fs.IntVar(&c.MaxSamples, "max-rows", 2_000_000, "-from-log: most logged rows for the ranker (the latest are kept)")
 	fs.BoolVar(&c.EvalOnly, "eval-only", false, "evaluate and print the table; publish nothing")
+	fs.BoolVar(&c.IfEmpty, "if-empty", false, "do nothing when the registry already has a version of -model-name (a cluster's first-model job)")
 }
 
 // Run trains and publishes once; out gets progress and the table.
@@ -112,6 +114,14 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	version := cfg.Version
 	if version == "" {
 		version = "v" + time.Now().UTC().Format("20060102-150405")
+	}
+	if cfg.IfEmpty {
+		// A version is a folder with metadata.json; hidden ones are a
+		// publish in progress.
+		if found, _ := filepath.Glob(filepath.Join(cfg.ModelRoot, cfg.ModelName, "[^.]*", "metadata.json")); len(found) > 0 {
+			fmt.Fprintf(out, "%s already holds %d version(s): -if-empty, nothing to train\n", filepath.Join(cfg.ModelRoot, cfg.ModelName), len(found))
+			return &Result{}, nil
+		}
 	}
 	final := filepath.Join(cfg.ModelRoot, cfg.ModelName, version)
 	if _, err := os.Stat(final); err == nil && !cfg.EvalOnly {
