@@ -122,22 +122,60 @@ async function refreshFeatures() {
   }
 }
 
+// The experiment report, read as an experimenter would: the split check
+// and every warning first, then per arm its CTR with the 95% interval
+// and, against the control, the fixed-horizon result (valid when read once
+// at a planned size), the always-valid sequential one (valid however often
+// this panel refreshes), the CUPED-adjusted one, and the guardrails.
 async function refreshExperiment() {
   $("exp-id").textContent = experimentId;
   const box = $("experiment");
   try {
     const r = await feedback.getExperimentReport({ experimentId });
     box.replaceChildren();
+    const line = (text: string, style = "") => {
+      const p = document.createElement("p");
+      p.className = "meta";
+      p.textContent = text;
+      if (style) p.setAttribute("style", style);
+      box.appendChild(p);
+      return p;
+    };
+    const alarm = "color:#8a1c1c;background:#fde8e8;border:1px solid #f3b4b4;border-radius:6px;padding:.3rem .5rem";
+    const pct = (x: number, digits = 1) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(digits)}%`;
+    const pv = (p: number) => p < 1e-4 ? "< 0.0001" : p.toPrecision(2);
+    if (r.srmChecked) {
+      line(r.srm ? `Sample-ratio mismatch (p ${pv(r.srmPValue)}): do not trust this report.` : `Split as configured (sample-ratio check p ${pv(r.srmPValue)}).`, r.srm ? alarm : "");
+    }
+    for (const w of r.warnings) line(w, "color:#7a4b00;background:#fff6e0;border-radius:6px;padding:.3rem .5rem");
     const max = Math.max(0.05, ...r.arms.map((a) => a.ctrHigh));
     for (const a of r.arms) {
       const div = document.createElement("div");
       div.className = "arm";
-      const pct = (x: number) => `${(100 * x / max).toFixed(1)}%`;
+      const bar = (x: number) => `${(100 * x / max).toFixed(1)}%`;
       div.innerHTML = `<strong></strong> <span class="meta"></span>
-        <div class="ci"><div class="range" style="left:${pct(a.ctrLow)};width:${pct(a.ctrHigh - a.ctrLow)}"></div><div class="point" style="left:${pct(a.ctr)}"></div></div>`;
+        <div class="ci"><div class="range" style="left:${bar(a.ctrLow)};width:${bar(a.ctrHigh - a.ctrLow)}"></div><div class="point" style="left:${bar(a.ctr)}"></div></div>`;
       div.querySelector("strong")!.textContent = `${a.arm} (${a.modelVersion})`;
-      div.querySelector(".meta")!.textContent = `CTR ${(100 * a.ctr).toFixed(2)}% [${(100 * a.ctrLow).toFixed(2)}, ${(100 * a.ctrHigh).toFixed(2)}] · ${a.impressions} impressions · ${a.clicks} clicks` +
-        (a.arm !== r.controlArm ? ` · lift ${(100 * a.lift).toFixed(1)}% · p ${a.pValue.toPrecision(2)}` : "");
+      const share = a.expectedUserShare > 0 ? ` (${(100 * a.userShare).toFixed(1)}% of users, ${(100 * a.expectedUserShare).toFixed(1)}% configured)` : "";
+      div.querySelector(".meta")!.textContent = `CTR ${(100 * a.ctr).toFixed(2)}% [${(100 * a.ctrLow).toFixed(2)}, ${(100 * a.ctrHigh).toFixed(2)}] · ${a.uniqueUsers} users${share} · ${a.impressions} impressions · ${a.clicks} clicks`;
+      const sub = (text: string, style = "") => {
+        const p = document.createElement("p");
+        p.className = "meta";
+        p.textContent = text;
+        if (style) p.setAttribute("style", style);
+        div.appendChild(p);
+      };
+      if (a.arm !== r.controlArm) {
+        sub(`Fixed horizon (read once, at the planned size): lift ${pct(a.lift)} [${pct(a.liftLow)}, ${pct(a.liftHigh)}] · p ${pv(a.pValue)}`);
+        sub(`Always valid (read any time): lift in [${pct(a.sequentialLiftLow)}, ${pct(a.sequentialLiftHigh)}] · p ${pv(a.sequentialPValue)}`);
+        sub(`CUPED: lift ${pct(a.cupedLift)} [${pct(a.cupedLiftLow)}, ${pct(a.cupedLiftHigh)}] · p ${pv(a.cupedPValue)} · variance ${pct(-a.cupedVarianceReduction, 0)}`);
+      }
+      const g = a.guardrails;
+      if (g && g.impressions > 0n) {
+        const ms = g.latencyP99 ? Number(g.latencyP99.seconds) * 1000 + g.latencyP99.nanos / 1e6 : 0;
+        sub(`Guardrails: p99 ${ms.toFixed(1)} ms · feature fallback ${(100 * g.featureFallbackRate).toFixed(1)}% · model fallback ${(100 * g.modelFallbackRate).toFixed(1)}%`);
+        for (const b of g.breaches) sub(`Guardrail breached: ${b}`, alarm);
+      }
       box.appendChild(div);
     }
   } catch (err) {
