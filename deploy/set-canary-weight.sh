@@ -1,73 +1,54 @@
 #!/usr/bin/env bash
-# set-canary-weight.sh WEIGHT [FILE...]
+# set-canary-weight.sh WEIGHT [FILE]
 #
-# Sends WEIGHT percent of ranking traffic to the candidate (subset v2) and
-# the rest to v1, by rewriting the two weights of every route named
-# ranking-canary in the given files (default: istio/ranking.yaml, the mesh
-# routes, and istio/gateway.yaml, the public ones). WEIGHT is an integer
-# from 0 to 100. Nothing is written unless every file has such a route with
-# exactly one v1 and one v2 weight. Apply the result with
-#   kubectl apply -k istio
-# See deploy/README.md for the rollout steps (5, 25, 50, 100) and rollback
-# (0).
+# The manual model canary, for clusters without the training component's
+# automatic one (the dev overlay): gives the experiment's treatment arm
+# WEIGHT percent of users and control the rest, by rewriting the two
+# weights of the experiment file (default: deploy/base/experiment.json, the
+# ranking-experiment ConfigMap). The experiment is the one place the split
+# lives; users are assigned by a hash of (salt, user id) against the
+# weights in file order, control first, so the users in treatment at 5%
+# stay in it at 25 and 50%. WEIGHT is an integer from 1 to 99: to give the
+# candidate everyone, pin control to its version too (promotion); to roll
+# back, pin treatment to control's version. Apply with
+#   kubectl apply -k deploy/overlays/dev
+# (ranking re-reads the file; no restart). Nothing is written unless the
+# file has exactly one control and one treatment arm, control first, each
+# on one line with its weight. See deploy/README.md, "Rollout".
 set -euo pipefail
 
-usage() { echo "usage: $0 WEIGHT [FILE...]   (WEIGHT: integer 0..100, the percent sent to v2)" >&2; exit 2; }
+usage() { echo "usage: $0 WEIGHT [FILE]   (WEIGHT: integer 1..99, the percent of users in treatment)" >&2; exit 2; }
 
-[[ $# -ge 1 ]] || usage
+[[ $# -ge 1 && $# -le 2 ]] || usage
 weight=$1
-shift
-if [[ ! $weight =~ ^[0-9]{1,3}$ ]] || ((10#$weight > 100)); then
-  echo "$0: weight '$weight' is not an integer from 0 to 100" >&2
+if [[ ! $weight =~ ^[0-9]{1,2}$ ]] || ((10#$weight < 1)); then
+  echo "$0: weight '$weight' is not an integer from 1 to 99" >&2
   usage
 fi
 weight=$((10#$weight))
-
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ $# -eq 0 ]]; then
-  set -- "$here/../istio/ranking.yaml" "$here/../istio/gateway.yaml"
-fi
+file=${2:-$here/base/experiment.json}
 
-tmps=()
-cleanup() { rm -f "${tmps[@]}"; }
-trap cleanup EXIT
+tmp=$(mktemp "${TMPDIR:-/tmp}/experiment.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
 
-# Rewrite each file into a temporary one first; replace them only if all
-# succeeded.
-for f in "$@"; do
-  tmp=$(mktemp "${f}.XXXXXX")
-  tmps+=("$tmp")
-  if ! awk -v w="$weight" -v file="$f" '
-    # An http route starts with "- name:"; only ranking-canary routes change.
-    /^[[:space:]]*- name:[[:space:]]/ {
-      in_canary = ($0 ~ /- name:[[:space:]]+ranking-canary[[:space:]]*$/)
-      if (in_canary) routes++
-      subset = ""
+awk -v w="$weight" -v file="$file" '
+  /"name":[[:space:]]*"control"/ {
+    control++
+    if (treatment) order = 1
+    if (!sub(/"weight":[[:space:]]*[0-9.]+/, "\"weight\": " (100 - w))) bad = 1
+  }
+  /"name":[[:space:]]*"treatment"/ {
+    treatment++
+    if (!sub(/"weight":[[:space:]]*[0-9.]+/, "\"weight\": " w)) bad = 1
+  }
+  { print }
+  END {
+    if (control != 1 || treatment != 1 || order || bad) {
+      printf "%s: want one control and then one treatment arm, each on one line with its weight; found %d control, %d treatment%s\n", file, control, treatment, order ? " (treatment first)" : "" > "/dev/stderr"
+      exit 1
     }
-    in_canary && /^[[:space:]]*subset:[[:space:]]*v[12][[:space:]]*$/ {
-      subset = $2
-    }
-    in_canary && subset != "" && /^[[:space:]]*weight:[[:space:]]*[0-9]+[[:space:]]*$/ {
-      value = (subset == "v1") ? 100 - w : w
-      sub(/[0-9]+/, value)
-      seen[subset]++
-      subset = ""
-    }
-    { print }
-    END {
-      if (routes == 0 || seen["v1"] != routes || seen["v2"] != routes) {
-        printf "%s: want one v1 and one v2 weight in each ranking-canary route; found %d route(s), %d v1 and %d v2 weight(s)\n", file, routes, seen["v1"], seen["v2"] > "/dev/stderr"
-        exit 1
-      }
-    }' "$f" >"$tmp"; then
-    exit 1
-  fi
-done
+  }' "$file" >"$tmp"
 
-i=0
-for f in "$@"; do
-  cat "${tmps[$i]}" >"$f" # keeps the file's mode and links
-  i=$((i + 1))
-done
-tmps=()
-echo "ranking canary: v1 $((100 - weight))%, v2 ${weight}% in $*"
+cat "$tmp" >"$file" # keeps the file's mode and links
+echo "experiment: control $((100 - weight))%, treatment ${weight}% in $file"

@@ -130,7 +130,7 @@ func composeBinaries(p *types.Project) ([]composeBinary, error) {
 		noConfigMaps := func(*corev1.ConfigMapKeySelector) (string, error) {
 			return "", errors.New("compose has no ConfigMaps")
 		}
-		b.flagErrs = append(errs, checkFlags(fs, c, noConfigMaps, nil)...)
+		b.flagErrs = append(errs, checkFlags(fs, c, nil, noConfigMaps, nil)...)
 		out = append(out, b)
 	}
 	return out, nil

@@ -17,6 +17,7 @@ replace (
 )
 
 require (
+	github.com/argoproj/argo-rollouts v1.8.5
 	github.com/argoproj/argo-workflows/v3 v3.7.3
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/golang/protobuf v1.5.4
@@ -31,6 +32,7 @@ require (
 	github.com/recsys/recsys/services/trainer v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/userfeatures v0.0.0-00010101000000-000000000000
 	github.com/recsys/recsys/services/web v0.0.0-00010101000000-000000000000
+	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e
 	google.golang.org/protobuf v1.36.12
 	istio.io/api v1.32.0
 	istio.io/client-go v1.32.0
@@ -139,8 +141,8 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	gomodules.xyz/jsonpatch/v2 v2.4.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/genproto v0.0.0-20260715232425-e75dac1f907d // indirect
-	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect

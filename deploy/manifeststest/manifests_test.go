@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	rolloutsv1 "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // Istio's own JSON decoding; see decodeStrict
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -24,6 +25,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -75,9 +77,15 @@ type object struct {
 
 func (o object) String() string { return fmt.Sprintf("%s: %s %s", o.source, o.kind, o.name) }
 
-// kind says how to decode one apiVersion/kind strictly.
+// kind says how to decode one apiVersion/kind.
 type kind struct {
 	new func() any
+	// builtin marks the Kubernetes API's own kinds. kubernetes-validate
+	// checks those strictly against the API server's schemas of several
+	// Kubernetes versions (make validate), so here they are only decoded,
+	// for the cross-checks; no stock tool has the custom resources'
+	// schemas offline, so those are decoded strictly here.
+	builtin bool
 	// spec, for Istio types, is the proto message of the spec. Istio's
 	// generated UnmarshalJSON accepts unknown fields, so the spec is decoded
 	// a second time by the same decoder (golang/protobuf's jsonpb, which
@@ -89,19 +97,24 @@ type kind struct {
 // kinds lists every type the manifests may use. A kind missing here fails
 // the decode: add its upstream type rather than skipping it.
 var kinds = map[string]kind{
-	"v1/Namespace":                                {new: func() any { return &corev1.Namespace{} }},
-	"v1/ServiceAccount":                           {new: func() any { return &corev1.ServiceAccount{} }},
-	"v1/Service":                                  {new: func() any { return &corev1.Service{} }},
-	"v1/ConfigMap":                                {new: func() any { return &corev1.ConfigMap{} }},
-	"v1/PersistentVolumeClaim":                    {new: func() any { return &corev1.PersistentVolumeClaim{} }},
-	"apps/v1/Deployment":                          {new: func() any { return &appsv1.Deployment{} }},
-	"batch/v1/CronJob":                            {new: func() any { return &batchv1.CronJob{} }},
-	"autoscaling/v2/HorizontalPodAutoscaler":      {new: func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
-	"policy/v1/PodDisruptionBudget":               {new: func() any { return &policyv1.PodDisruptionBudget{} }},
-	"scheduling.k8s.io/v1/PriorityClass":          {new: func() any { return &schedulingv1.PriorityClass{} }},
-	"rbac.authorization.k8s.io/v1/Role":           {new: func() any { return &rbacv1.Role{} }},
-	"rbac.authorization.k8s.io/v1/RoleBinding":    {new: func() any { return &rbacv1.RoleBinding{} }},
+	"v1/Namespace":                                {builtin: true, new: func() any { return &corev1.Namespace{} }},
+	"v1/ServiceAccount":                           {builtin: true, new: func() any { return &corev1.ServiceAccount{} }},
+	"v1/Service":                                  {builtin: true, new: func() any { return &corev1.Service{} }},
+	"v1/ConfigMap":                                {builtin: true, new: func() any { return &corev1.ConfigMap{} }},
+	"v1/PersistentVolumeClaim":                    {builtin: true, new: func() any { return &corev1.PersistentVolumeClaim{} }},
+	"apps/v1/Deployment":                          {builtin: true, new: func() any { return &appsv1.Deployment{} }},
+	"batch/v1/Job":                                {builtin: true, new: func() any { return &batchv1.Job{} }},
+	"batch/v1/CronJob":                            {builtin: true, new: func() any { return &batchv1.CronJob{} }},
+	"autoscaling/v2/HorizontalPodAutoscaler":      {builtin: true, new: func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
+	"policy/v1/PodDisruptionBudget":               {builtin: true, new: func() any { return &policyv1.PodDisruptionBudget{} }},
+	"networking.k8s.io/v1/NetworkPolicy":          {builtin: true, new: func() any { return &networkingv1.NetworkPolicy{} }},
+	"scheduling.k8s.io/v1/PriorityClass":          {builtin: true, new: func() any { return &schedulingv1.PriorityClass{} }},
+	"rbac.authorization.k8s.io/v1/Role":           {builtin: true, new: func() any { return &rbacv1.Role{} }},
+	"rbac.authorization.k8s.io/v1/RoleBinding":    {builtin: true, new: func() any { return &rbacv1.RoleBinding{} }},
 	"autoscaling.k8s.io/v1/VerticalPodAutoscaler": {new: func() any { return &vpav1.VerticalPodAutoscaler{} }},
+	"argoproj.io/v1alpha1/Rollout":                {new: func() any { return &rolloutsv1.Rollout{} }},
+	"argoproj.io/v1alpha1/AnalysisTemplate":       {new: func() any { return &rolloutsv1.AnalysisTemplate{} }},
+	"argoproj.io/v1alpha1/AnalysisRun":            {new: func() any { return &rolloutsv1.AnalysisRun{} }},
 	"monitoring.coreos.com/v1/ServiceMonitor":     {new: func() any { return &monitoringv1.ServiceMonitor{} }},
 	"serving.knative.dev/v1/Service":              {new: func() any { return &knservingv1.Service{} }},
 	"argoproj.io/v1alpha1/Workflow":               {new: func() any { return &wfv1.Workflow{} }},
@@ -129,8 +142,10 @@ var kinds = map[string]kind{
 	},
 }
 
-// decodeStrict decodes one manifest (JSON) into its upstream type. Unknown
-// and duplicate fields are errors, and so are field names in the wrong case.
+// decodeStrict decodes one manifest (JSON) into its upstream type. For a
+// custom resource, unknown and duplicate fields are errors, and so are
+// field names in the wrong case; a Kubernetes kind is only decoded (make
+// validate checks it strictly with kubernetes-validate).
 func decodeStrict(raw []byte) (any, error) {
 	var tm metav1.TypeMeta
 	if err := json.Unmarshal(raw, &tm); err != nil {
@@ -141,6 +156,9 @@ func decodeStrict(raw []byte) (any, error) {
 		return nil, fmt.Errorf("no upstream Go type registered for apiVersion %q kind %q", tm.APIVersion, tm.Kind)
 	}
 	typed := k.new()
+	if k.builtin {
+		return typed, json.Unmarshal(raw, typed)
+	}
 	strict, err := kjson.UnmarshalStrict(raw, typed)
 	if err != nil {
 		return nil, err

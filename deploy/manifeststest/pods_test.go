@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	rolloutsv1 "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -208,8 +209,16 @@ func TestReferences(t *testing.T) {
 		}
 		for _, h := range all[*autoscalingv2.HorizontalPodAutoscaler](objs) {
 			ref := h.Spec.ScaleTargetRef
-			if ref.Kind != "Deployment" || named[*appsv1.Deployment](objs, ref.Name) == nil {
-				t.Errorf("%s: HorizontalPodAutoscaler %s: target %s %s is not in the build", b, h.Name, ref.Kind, ref.Name)
+			switch {
+			case ref.Kind == "Deployment" && ref.APIVersion == "apps/v1" && named[*appsv1.Deployment](objs, ref.Name) != nil:
+			case ref.Kind == "Rollout" && ref.APIVersion == "argoproj.io/v1alpha1" && named[*rolloutsv1.Rollout](objs, ref.Name) != nil:
+			default:
+				t.Errorf("%s: HorizontalPodAutoscaler %s: target %s %s %s is not in the build", b, h.Name, ref.APIVersion, ref.Kind, ref.Name)
+			}
+		}
+		for _, r := range all[*rolloutsv1.Rollout](objs) {
+			for _, err := range rolloutRefErrors(objs, r) {
+				t.Errorf("%s: Rollout %s: %v", b, r.Name, err)
 			}
 		}
 		for _, v := range all[*vpav1.VerticalPodAutoscaler](objs) {
@@ -424,8 +433,8 @@ func TestGPUOverlay(t *testing.T) {
 			t.Errorf("gpu: Deployment %s: args %q run execution provider %q, want cuda (the last -execution-provider wins)", d.Name, spec.Containers[0].Args, p)
 		}
 	}
-	if rankers < 2 {
-		t.Errorf("gpu: %d ranking Deployments, want v1 and v2", rankers)
+	if rankers < 1 {
+		t.Error("gpu: no ranking Deployment")
 	}
 	for _, d := range all[*appsv1.Deployment](build(t, prod)) {
 		if _, ok := d.Spec.Template.Spec.Containers[0].Resources.Limits[gpuResource]; ok {
@@ -496,20 +505,20 @@ func TestKnativeService(t *testing.T) {
 }
 
 // TestTrainingWorkflow: the pipeline is data-prep -> train -> evaluate ->
-// publish, with the trainer image training, and the CronWorkflow and the
-// Workflow run that template.
+// publish -> canary, with the trainer image training, an exit handler that
+// rolls back and applies retention, and the CronWorkflow and the Workflow
+// run that template.
 func TestTrainingWorkflow(t *testing.T) {
 	objs := build(t, prod)
 	wt := named[*wfv1.WorkflowTemplate](objs, "train-model")
 	if wt == nil {
 		t.Fatal("prod: no WorkflowTemplate train-model")
 	}
-	var dag *wfv1.DAGTemplate
-	for _, tpl := range wt.Spec.Templates {
-		if tpl.Name == wt.Spec.Entrypoint {
-			dag = tpl.DAG
-		}
+	tpl := map[string]*wfv1.Template{}
+	for i := range wt.Spec.Templates {
+		tpl[wt.Spec.Templates[i].Name] = &wt.Spec.Templates[i]
 	}
+	dag := tpl[wt.Spec.Entrypoint].DAG
 	if dag == nil {
 		t.Fatalf("WorkflowTemplate train-model: entrypoint %q is not a DAG template", wt.Spec.Entrypoint)
 	}
@@ -517,7 +526,7 @@ func TestTrainingWorkflow(t *testing.T) {
 	for _, task := range dag.Tasks {
 		after[task.Name] = task.Dependencies
 	}
-	steps := []string{"data-prep", "train", "evaluate", "publish"}
+	steps := []string{"data-prep", "train", "evaluate", "publish", "canary"}
 	for i, s := range steps {
 		deps, ok := after[s]
 		var want []string
@@ -526,6 +535,19 @@ func TestTrainingWorkflow(t *testing.T) {
 		}
 		if !ok || !slices.Equal(deps, want) {
 			t.Errorf("WorkflowTemplate train-model: task %s depends on %q, want %q", s, deps, want)
+		}
+	}
+	if exit := tpl[wt.Spec.OnExit]; exit == nil || exit.Steps == nil {
+		t.Errorf("WorkflowTemplate train-model: onExit %q is no steps template (rollback, retention)", wt.Spec.OnExit)
+	} else {
+		var ran []string
+		for _, group := range exit.Steps {
+			for _, st := range group.Steps {
+				ran = append(ran, st.Template)
+			}
+		}
+		if !slices.Contains(ran, "set-arms") || !slices.Contains(ran, "retention") {
+			t.Errorf("WorkflowTemplate train-model: the exit handler runs %q, want the rollback (set-arms) and retention", ran)
 		}
 	}
 	images := map[string]string{}

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 )
 
-// TestSetCanaryWeight runs deploy/set-canary-weight.sh on copies of the
-// istio files: a valid weight rewrites every ranking-canary route (v2 gets
-// the weight, v1 the rest), and a bad one changes nothing.
+// TestSetCanaryWeight runs deploy/set-canary-weight.sh (the manual model
+// canary) on a copy of the shipped experiment: a valid weight gives
+// treatment that share and control the rest, the result is an experiment
+// ranking accepts, and a bad weight or file changes nothing and leaves no
+// temporary file behind.
 func TestSetCanaryWeight(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash on PATH: the script needs it")
@@ -20,78 +20,58 @@ func TestSetCanaryWeight(t *testing.T) {
 	root := repoRoot(t)
 	script := filepath.Join(root, "deploy", "set-canary-weight.sh")
 	dir := t.TempDir()
-	var files []string
-	for _, f := range []string{"ranking.yaml", "gateway.yaml", "feedback.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, istioDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, filepath.Join(dir, f))
-		if err := os.WriteFile(files[len(files)-1], data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "base", "experiment.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	noCanary := files[2] // feedback.yaml has no ranking-canary route
-	files = files[:2]
+	file := filepath.Join(dir, "experiment.json")
+	if err := os.WriteFile(file, shipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reversed := filepath.Join(dir, "reversed.json")
+	os.WriteFile(reversed, []byte(`{"id": "x", "salt": "s", "arms": [
+  {"name": "treatment", "model_version": "b", "weight": 5},
+  {"name": "control", "model_version": "a", "weight": 95}]}`), 0o644)
+	tmp := t.TempDir()
 	run := func(args ...string) error {
 		cmd := exec.Command("bash", append([]string{script}, args...)...)
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		out, err := cmd.CombinedOutput()
 		t.Logf("set-canary-weight.sh %s: %s", strings.Join(args, " "), out)
 		return err
 	}
 
-	for _, w := range []string{"25", "0", "100", "050"} {
-		if err := run(append([]string{w}, files...)...); err != nil {
+	for w, want := range map[string][2]float64{"25": {75, 25}, "1": {99, 1}, "99": {1, 99}, "05": {95, 5}} {
+		if err := run(w, file); err != nil {
 			t.Fatalf("set-canary-weight.sh %s: %v", w, err)
 		}
-		want := map[string]string{"25": "v1=75 v2=25", "0": "v1=100 v2=0", "100": "v1=0 v2=100", "050": "v1=50 v2=50"}[w]
-		for _, f := range files {
-			if got := canaryOf(t, f); got != want {
-				t.Errorf("after set-canary-weight.sh %s, %s: ranking-canary %s, want %s", w, filepath.Base(f), got, want)
-			}
+		data, _ := os.ReadFile(file)
+		exp, err := parseExperiment(string(data))
+		if err != nil {
+			t.Fatalf("after set-canary-weight.sh %s: %v", w, err)
+		}
+		c, _ := exp.Arm("control")
+		tr, _ := exp.Arm("treatment")
+		if c.Weight != want[0] || tr.Weight != want[1] || exp.Arms[0].Name != "control" {
+			t.Errorf("after set-canary-weight.sh %s: arms %+v, want control %v then treatment %v", w, exp.Arms, want[0], want[1])
 		}
 	}
 
 	before := map[string][]byte{}
-	for _, f := range append(files, noCanary) {
+	for _, f := range []string{file, reversed} {
 		before[f], _ = os.ReadFile(f)
 	}
-	for _, bad := range [][]string{{"101"}, {"-5"}, {"5.5"}, {"abc"}, {""}, {}, {"5", files[0], noCanary}} {
-		args := bad
-		if len(bad) == 1 {
-			args = append(append([]string{}, bad...), files...)
-		}
-		if err := run(args...); err == nil {
+	for _, bad := range [][]string{{"0", file}, {"100", file}, {"-5", file}, {"5.5", file}, {"abc", file}, {"", file}, {}, {"5", reversed}, {"5", filepath.Join(dir, "missing.json")}, {"5", file, file}} {
+		if err := run(bad...); err == nil {
 			t.Errorf("set-canary-weight.sh %q succeeded, want a failure", bad)
 		}
 	}
-	for _, f := range append(files, noCanary) {
-		if after, _ := os.ReadFile(f); string(after) != string(before[f]) {
+	for f, b := range before {
+		if after, _ := os.ReadFile(f); string(after) != string(b) {
 			t.Errorf("%s changed after failed runs", filepath.Base(f))
 		}
 	}
-}
-
-// canaryOf reads the weights of the ranking-canary route of every
-// VirtualService in a file, which must agree.
-func canaryOf(t *testing.T, file string) string {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("set-canary-weight.sh left %d temporary file(s) behind", len(left))
 	}
-	got := ""
-	for _, o := range loadYAML(t, file, data) {
-		vs, ok := o.typed.(*istionetworking.VirtualService)
-		if !ok {
-			continue
-		}
-		if r := routeNamed(vs, "ranking-canary"); r != nil {
-			got = canaryWeights(r)
-		}
-	}
-	if got == "" {
-		t.Fatalf("%s: no ranking-canary route", file)
-	}
-	return got
 }

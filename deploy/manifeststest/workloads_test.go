@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,6 +101,9 @@ func workloads(t testing.TB, objs []object) []workload {
 		case *batchv1.CronJob:
 			tpl := &v.Spec.JobTemplate.Spec.Template
 			out = append(out, podWorkload("CronJob "+v.Name, tpl.Labels, tpl.Annotations, &tpl.Spec, false))
+		case *batchv1.Job:
+			tpl := &v.Spec.Template
+			out = append(out, podWorkload("Job "+v.Name, tpl.Labels, tpl.Annotations, &tpl.Spec, false))
 		case *knservingv1.Service:
 			tpl := &v.Spec.Template
 			out = append(out, podWorkload("Knative Service "+v.Name, tpl.Labels, tpl.Annotations, &tpl.Spec.PodSpec, true))
@@ -165,7 +169,11 @@ func argoWorkloads(owner string, spec *wfv1.WorkflowSpec) ([]workload, error) {
 		if c.Name == "" {
 			c.Name = "main" // Argo's name for a template's container
 		}
-		out = append(out, workload{owner: owner + " template " + tpl.Name, podSC: spec.SecurityContext,
+		var podLabels map[string]string
+		if spec.PodMetadata != nil {
+			podLabels = spec.PodMetadata.Labels
+		}
+		out = append(out, workload{owner: owner + " template " + tpl.Name, podSC: spec.SecurityContext, labels: podLabels,
 			containers: []corev1.Container{c}, volumes: spec.Volumes, serviceAccount: spec.ServiceAccountName, params: params,
 			script: merged.Script != nil})
 	}
@@ -193,10 +201,18 @@ var workflowParam = regexp.MustCompile(`\{\{workflow\.parameters\.([A-Za-z0-9_-]
 // checkFlags parses a container's args and RECSYS_* environment the way
 // the binary will (libs/config: environment, then args) and reports what
 // the binary would reject or silently ignore.
-func checkFlags(fs *flag.FlagSet, c corev1.Container, resolve func(*corev1.ConfigMapKeySelector) (string, error), params map[string]string) []error {
+//
+// entrypoint is the command the container must name: nil where the image's
+// own ENTRYPOINT runs (Kubernetes pods), the image's ENTRYPOINT where the
+// runner must be told it (Argo Workflows' executor does not look it up
+// without registry access).
+func checkFlags(fs *flag.FlagSet, c corev1.Container, entrypoint []string, resolve func(*corev1.ConfigMapKeySelector) (string, error), params map[string]string) []error {
 	var errs []error
-	if len(c.Command) > 0 {
+	switch {
+	case entrypoint == nil && len(c.Command) > 0:
 		errs = append(errs, fmt.Errorf("command %q replaces the image's entrypoint (the binary); pass flags as args", c.Command))
+	case entrypoint != nil && !slices.Equal(c.Command, entrypoint):
+		errs = append(errs, fmt.Errorf("command %q, want the image's ENTRYPOINT %q: Argo's executor runs command and args, and asks the registry when command is missing", c.Command, entrypoint))
 	}
 	if len(c.EnvFrom) > 0 {
 		errs = append(errs, errors.New("envFrom hides which flags the environment sets; name each RECSYS_* variable"))
@@ -250,6 +266,23 @@ func checkFlags(fs *flag.FlagSet, c corev1.Container, resolve func(*corev1.Confi
 	return errs
 }
 
+// imageEntrypoint is the ENTRYPOINT of the final stage of the binary's
+// Dockerfile (services/<binary>/Dockerfile).
+func imageEntrypoint(root, binary string) ([]string, error) {
+	df, err := readDockerfile(root, filepath.Join("services", binary, "Dockerfile"))
+	if err != nil {
+		return nil, err
+	}
+	if len(df.stages) == 0 {
+		return nil, fmt.Errorf("services/%s/Dockerfile: no stage", binary)
+	}
+	last := df.stages[len(df.stages)-1]
+	if len(last.entrypoint) == 0 {
+		return nil, fmt.Errorf("services/%s/Dockerfile: stage %s has no ENTRYPOINT", binary, last.name)
+	}
+	return last.entrypoint, nil
+}
+
 // argFlagNames returns the flag names that args set.
 func argFlagNames(args []string) []string {
 	var names []string
@@ -299,7 +332,13 @@ func TestContainerFlags(t *testing.T) {
 						}
 					}
 					resolve := func(ref *corev1.ConfigMapKeySelector) (string, error) { return configMapValue(objs, ref) }
-					for _, err := range checkFlags(fs, c, resolve, w.params) {
+					var entrypoint []string
+					if w.pod == nil { // an Argo template
+						if entrypoint, err = imageEntrypoint(repoRoot(t), bin); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for _, err := range checkFlags(fs, c, entrypoint, resolve, w.params) {
 						t.Errorf("%s %s (%s): %v", w.owner, c.Name, bin, err)
 					}
 				})
@@ -315,21 +354,24 @@ func TestCheckFlagsRejects(t *testing.T) {
 		return "", fmt.Errorf("no ConfigMap %s", ref.Name)
 	}
 	cases := []struct {
-		name string
-		bin  string
-		c    corev1.Container
+		name       string
+		bin        string
+		c          corev1.Container
+		entrypoint []string
 	}{
-		{"unknown flag", "userfeatures", corev1.Container{Args: []string{"--grpc-adr=:9091"}}},
-		{"flag of another binary", "web", corev1.Container{Args: []string{"--dlq-topic=x"}}},
-		{"bad duration", "feedback", corev1.Container{Args: []string{"--write-timeout=5"}}},
-		{"positional argument", "ranking", corev1.Container{Args: []string{"--grpc-addr", ":9093", "extra"}}},
-		{"env that sets no flag", "ranking", corev1.Container{Env: []corev1.EnvVar{{Name: "RECSYS_NO_SUCH_FLAG", Value: "x"}}}},
-		{"env with a bad value", "featurecompute", corev1.Container{Env: []corev1.EnvVar{{Name: "RECSYS_BATCH_SIZE", Value: "many"}}}},
+		{"unknown flag", "userfeatures", corev1.Container{Args: []string{"--grpc-adr=:9091"}}, nil},
+		{"flag of another binary", "web", corev1.Container{Args: []string{"--dlq-topic=x"}}, nil},
+		{"bad duration", "feedback", corev1.Container{Args: []string{"--write-timeout=5"}}, nil},
+		{"positional argument", "ranking", corev1.Container{Args: []string{"--grpc-addr", ":9093", "extra"}}, nil},
+		{"env that sets no flag", "ranking", corev1.Container{Env: []corev1.EnvVar{{Name: "RECSYS_NO_SUCH_FLAG", Value: "x"}}}, nil},
+		{"env with a bad value", "featurecompute", corev1.Container{Env: []corev1.EnvVar{{Name: "RECSYS_BATCH_SIZE", Value: "many"}}}, nil},
 		{"env from a missing ConfigMap", "userfeatures", corev1.Container{Env: []corev1.EnvVar{{Name: "RECSYS_REDIS",
-			ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "x"}, Key: "redis"}}}}}},
-		{"envFrom", "userfeatures", corev1.Container{EnvFrom: []corev1.EnvFromSource{{}}}},
-		{"command", "trainer", corev1.Container{Command: []string{"/bin/sh"}}},
-		{"undefined workflow parameter", "trainer", corev1.Container{Args: []string{"--log-level={{workflow.parameters.nope}}"}}},
+			ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "x"}, Key: "redis"}}}}}, nil},
+		{"envFrom", "userfeatures", corev1.Container{EnvFrom: []corev1.EnvFromSource{{}}}, nil},
+		{"command", "trainer", corev1.Container{Command: []string{"/bin/sh"}}, nil},
+		{"Argo template without command", "trainer", corev1.Container{}, []string{"/usr/local/bin/trainer"}},
+		{"Argo template with another command", "trainer", corev1.Container{Command: []string{"/bin/trainer"}}, []string{"/usr/local/bin/trainer"}},
+		{"undefined workflow parameter", "trainer", corev1.Container{Args: []string{"--log-level={{workflow.parameters.nope}}"}}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -337,7 +379,7 @@ func TestCheckFlagsRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if errs := checkFlags(fs, c.c, noRef, nil); len(errs) == 0 {
+			if errs := checkFlags(fs, c.c, c.entrypoint, noRef, nil); len(errs) == 0 {
 				t.Errorf("checkFlags(%s, %+v) = no errors, want one", c.bin, c.c)
 			}
 		})
