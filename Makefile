@@ -179,8 +179,34 @@ vulncheck: ## govulncheck of every module against the pinned vulnerability datab
 	echo "govulncheck: database golang.org/x/vulndb@$(VULNDB_VERSION), $$(ls "$$dir/data/osv" | wc -l) entries"; \
 	cd gen && $(CURDIR)/.cache/bin/govulncheck -db "file://$$dir/data/osv" ./... $(foreach m,$(filter-out gen,$(MODULES)),../$(m)/...)
 
+# The stock validators of the Kubernetes and Istio manifests (deploy/README.md,
+# "Tests"), pinned: the kustomize CLI from its Go module (deploy/tools/go.mod,
+# v5.7.1: the newest that builds with Go 1.26) and kubernetes-validate from
+# the PyPI registry (deploy/requirements-validate.txt) in a venv under
+# .cache/. deploy/validate.sh builds every kustomization and checks every
+# Kubernetes object strictly against each of KUBE_VERSIONS (the oldest
+# Kubernetes deploy/README.md supports and newer ones); custom resources are
+# decoded strictly into their upstream Go types by deploy/manifeststest.
+KUSTOMIZE     := .cache/bin/kustomize
+VALIDATE_VENV := .cache/venv-validate
+KUBE_VERSIONS := 1.29.0 1.33.0 1.37.0
+
+$(KUSTOMIZE): deploy/tools/go.mod deploy/tools/go.sum
+	@mkdir -p $(dir $@)
+	GOWORK=off go build -C deploy/tools -o $(CURDIR)/$@ sigs.k8s.io/kustomize/kustomize/v5
+
+$(VALIDATE_VENV)/.installed: deploy/requirements-validate.txt
+	rm -rf $(VALIDATE_VENV)
+	$(PYTHON) -m venv $(VALIDATE_VENV)
+	$(VALIDATE_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	@touch $@
+
+.PHONY: validate
+validate: $(KUSTOMIZE) $(VALIDATE_VENV)/.installed ## kustomize build of every kustomization, kubernetes-validate --strict against Kubernetes 1.29, 1.33 and 1.37
+	deploy/validate.sh $(KUSTOMIZE) $(VALIDATE_VENV)/bin/kubernetes-validate $(KUBE_VERSIONS)
+
 .PHONY: test
-test: ort ui check-generate lint check-modules vulncheck ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+test: ort ui check-generate lint check-modules vulncheck validate ## the whole test suite (real Redis/Kafka from the environment, else embedded)
 	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: test-short

@@ -19,6 +19,7 @@ const FileName = "retrieval.bin"
 // (uvarint length + bytes), then sections, each a one-byte tag:
 //
 //	'N' neighbours: per item, a uvarint count, then (int32 item, float32 weight) each
+//	'L' liked neighbours: the same layout
 //	'V' vectors: uvarint dim, then n×dim float32
 //	'P' popularity: n float32
 //	'T' trend: n float32
@@ -72,9 +73,15 @@ func (x *Index) encode(w *bufio.Writer) error {
 		binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
 		w.Write(b[:4])
 	}
-	if x.Neighbors != nil {
-		w.WriteByte('N')
-		for _, nbs := range x.Neighbors {
+	for _, sec := range []struct {
+		tag byte
+		nbs [][]Neighbor
+	}{{'N', x.Neighbors}, {'L', x.Liked}} {
+		if sec.nbs == nil {
+			continue
+		}
+		w.WriteByte(sec.tag)
+		for _, nbs := range sec.nbs {
 			putUvarint(w, uint64(len(nbs)))
 			for _, nb := range nbs {
 				binary.LittleEndian.PutUint32(b[:4], uint32(nb.Item))
@@ -108,17 +115,19 @@ func (x *Index) encode(w *bufio.Writer) error {
 func (x *Index) check() error {
 	n := len(x.Items)
 	switch {
-	case x.Neighbors != nil && len(x.Neighbors) != n:
-		return fmt.Errorf("retrieval index: %d neighbour lists for %d items", len(x.Neighbors), n)
+	case x.Neighbors != nil && len(x.Neighbors) != n, x.Liked != nil && len(x.Liked) != n:
+		return fmt.Errorf("retrieval index: %d neighbour and %d liked-neighbour lists for %d items", len(x.Neighbors), len(x.Liked), n)
 	case x.Vectors != nil && (x.Dim <= 0 || len(x.Vectors) != n*x.Dim):
 		return fmt.Errorf("retrieval index: %d vector floats for %d items of dim %d", len(x.Vectors), n, x.Dim)
 	case x.Popularity != nil && len(x.Popularity) != n, x.Trend != nil && len(x.Trend) != n:
 		return fmt.Errorf("retrieval index: popularity or trend is not one value per item (%d items)", n)
 	}
-	for j, nbs := range x.Neighbors {
-		for _, nb := range nbs {
-			if nb.Item < 0 || int(nb.Item) >= n || !finite(nb.Weight) {
-				return fmt.Errorf("retrieval index: item %d has neighbour %d (weight %v) outside the catalogue or not finite", j, nb.Item, nb.Weight)
+	for _, lists := range [][][]Neighbor{x.Neighbors, x.Liked} {
+		for j, nbs := range lists {
+			for _, nb := range nbs {
+				if nb.Item < 0 || int(nb.Item) >= n || !finite(nb.Weight) {
+					return fmt.Errorf("retrieval index: item %d has neighbour %d (weight %v) outside the catalogue or not finite", j, nb.Item, nb.Weight)
+				}
 			}
 		}
 	}
@@ -196,9 +205,9 @@ func decode(r *bufio.Reader) (*Index, error) {
 				return nil, err
 			}
 			return x, nil
-		case 'N':
-			x.Neighbors = make([][]Neighbor, n)
-			for j := range x.Neighbors {
+		case 'N', 'L':
+			lists := make([][]Neighbor, n)
+			for j := range lists {
 				k, err := binary.ReadUvarint(r)
 				if err != nil || k > n {
 					return nil, fmt.Errorf("item %d: bad neighbour count", j)
@@ -215,7 +224,12 @@ func decode(r *bufio.Reader) (*Index, error) {
 					}
 					nbs[m] = Neighbor{Item: int32(it), Weight: math.Float32frombits(wt)}
 				}
-				x.Neighbors[j] = nbs
+				lists[j] = nbs
+			}
+			if tag == 'N' {
+				x.Neighbors = lists
+			} else {
+				x.Liked = lists
 			}
 		case 'V':
 			d, err := binary.ReadUvarint(r)

@@ -42,16 +42,35 @@ func (s Source) String() string {
 // The signals computed for every candidate; a model reads them through
 // metadata sources "retrieval.<name>".
 const (
-	SignalItemToItem = "i2i"        // Σ over history of the neighbour weight
-	SignalRecent     = "i2i_recent" // the same, each history item weighted by its recency
-	SignalEmbedding  = "embedding"  // dot product of user and item vectors
-	SignalPopularity = "popularity" // ln(1 + training interactions)
-	SignalTrend      = "trend"      // ln(1 + decayed recent interactions at training end)
-	SignalHistory    = "history"    // ln(1 + the user's history length), the same for every candidate
+	SignalItemToItem  = "i2i"          // Σ over the consumed history of the neighbour weight
+	SignalRecent      = "i2i_recent"   // the same, each history item weighted by its recency
+	SignalLiked       = "liked"        // Σ over the clicked items of the liked-neighbour weight
+	SignalLikedRecent = "liked_recent" // the same, weighted by recency
+	SignalEmbedding   = "embedding"    // dot product of user and item vectors
+	SignalPopularity  = "popularity"   // ln(1 + training interactions)
+	SignalTrend       = "trend"        // ln(1 + decayed recent interactions at training end)
+	SignalHistory     = "history"      // ln(1 + the user's history length), the same for every candidate
+	SignalClicked     = "clicked"      // ln(1 + the user's clicked items), the same for every candidate
 )
 
+// RelativeSuffix names a signal divided by its largest absolute value
+// among the request's candidates ("i2i_rel"): how a candidate compares
+// with the user's best, whatever the scale of the user's sums.
+const RelativeSuffix = "_rel"
+
+// relative are the signals that also come relative.
+var relative = []string{SignalItemToItem, SignalRecent, SignalLiked, SignalLikedRecent, SignalEmbedding}
+
 // Signals lists every signal name, in a fixed order.
-var Signals = []string{SignalItemToItem, SignalRecent, SignalEmbedding, SignalPopularity, SignalTrend, SignalHistory}
+var Signals = []string{SignalItemToItem, SignalRecent, SignalLiked, SignalLikedRecent, SignalEmbedding, SignalPopularity, SignalTrend, SignalHistory, SignalClicked,
+	SignalItemToItem + RelativeSuffix, SignalRecent + RelativeSuffix, SignalLiked + RelativeSuffix, SignalLikedRecent + RelativeSuffix, SignalEmbedding + RelativeSuffix}
+
+// User is what retrieval knows of a user: the items consumed (clicked,
+// or rated in a batch load) and the items clicked (or rated at or above
+// the click threshold), each newest first.
+type User struct {
+	History, Clicked []string
+}
 
 // RecentHalfLife is the history position at which SignalRecent weighs an
 // item half as much as the newest one.
@@ -79,8 +98,10 @@ type Neighbor struct {
 type Index struct {
 	Items []string // the catalogue, in the order of every per-item slice
 	// Neighbors[j] are the items whose score rises when j is in a
-	// history, by weight (nil: no item-to-item source).
-	Neighbors [][]Neighbor
+	// history, by weight (nil: none), learned from every interaction;
+	// Liked[j] the same learned from clicks (relevant interactions) and
+	// applied to the clicked items (nil: none).
+	Neighbors, Liked [][]Neighbor
 	// Vectors are Dim floats per item, row-major (nil: no embedding source).
 	Dim     int
 	Vectors []float32
@@ -96,7 +117,7 @@ type Index struct {
 	byNorm     []int32
 	norms      []float32
 	normSorted []float32
-	scratch   sync.Pool
+	scratch    sync.Pool
 }
 
 // Lookup is the position of an item in Items.
@@ -153,11 +174,13 @@ type Result struct {
 
 // scratch is per-request working memory over the whole catalogue.
 type scratch struct {
-	i2i, recent, block []float32
-	touched          []int32
-	skip             []bool
-	user             []float32
-	hist             []int32
+	i2i, recent, liked, likedRecent, block []float32
+	touched, touchedLiked                  []int32
+	skip                                   []bool
+	user                                   []float32
+	hist, clicked                          []int32
+	mark                                   []uint32 // positions: an item was seen in this stamp's list
+	stamp                                  uint32
 }
 
 func (x *Index) getScratch() *scratch {
@@ -165,28 +188,26 @@ func (x *Index) getScratch() *scratch {
 		return s
 	}
 	n := len(x.Items)
-	return &scratch{i2i: make([]float32, n), recent: make([]float32, n), skip: make([]bool, n), user: make([]float32, x.Dim)}
+	return &scratch{i2i: make([]float32, n), recent: make([]float32, n), liked: make([]float32, n), likedRecent: make([]float32, n),
+		skip: make([]bool, n), mark: make([]uint32, n), user: make([]float32, x.Dim)}
 }
 
-// Retrieve proposes candidates for a user whose consumed history is
-// history (item ids, newest first). Items in the history and those for
-// which exclude returns true are never proposed. Unknown ids are ignored.
-func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quotas) Result {
+// Retrieve proposes candidates for a user. Items the user consumed or
+// clicked and those for which exclude returns true are never proposed.
+// Unknown ids are ignored. The item-to-item quota is shared: half by the
+// clicked items' liked neighbours (when the index has them and the user
+// clicked), the rest by the history's neighbours.
+func (x *Index) Retrieve(u User, exclude func(id string) bool, q Quotas) Result {
 	x.prepare()
 	s := x.getScratch()
 	defer x.putScratch(s)
 
-	s.hist = s.hist[:0]
-	for _, id := range history {
-		if j, ok := x.index[id]; ok && !s.skip[j] {
-			s.skip[j] = true
-			s.hist = append(s.hist, j)
-		}
-	}
-	s.touched = x.accumulate(s.hist, s.i2i, s.recent, s.touched)
-	hasUser := x.Vectors != nil && len(s.hist) > 0
+	s.hist, s.clicked = x.positions(u.History, s.hist[:0], s), x.positions(u.Clicked, s.clicked[:0], s)
+	s.touched = accumulate(x.Neighbors, s.hist, s.i2i, s.recent, s.touched)
+	s.touchedLiked = accumulate(x.Liked, s.clicked, s.liked, s.likedRecent, s.touchedLiked)
+	hasUser := x.Vectors != nil && len(s.hist)+len(s.clicked) > 0
 	if hasUser {
-		x.userVector(s.hist, s.user)
+		x.userVector(s.embeddingBasis(), s.user)
 	}
 
 	allowed := func(i int32) bool { return !s.skip[i] && (exclude == nil || !exclude(x.Items[i])) }
@@ -202,8 +223,14 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 			}
 		}
 	}
-	if q.ItemToItem > 0 && len(s.touched) > 0 {
-		take(topK(s.touched, s.i2i, q.ItemToItem, allowed), ItemToItem)
+	if q.ItemToItem > 0 {
+		rest := q.ItemToItem
+		if len(s.touchedLiked) > 0 {
+			liked := topK(s.touchedLiked, s.liked, q.ItemToItem/2, allowed)
+			take(liked, ItemToItem)
+			rest -= len(liked)
+		}
+		take(topK(s.touched, s.i2i, rest, func(i int32) bool { return allowed(i) && !taken[i] }), ItemToItem)
 	}
 	if q.Embedding > 0 && hasUser {
 		take(x.nearest(s, q.Embedding, func(i int32) bool { return allowed(i) && !taken[i] }), Embedding)
@@ -234,6 +261,8 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 	}
 	col(SignalItemToItem, func(i int32) float32 { return s.i2i[i] })
 	col(SignalRecent, func(i int32) float32 { return s.recent[i] })
+	col(SignalLiked, func(i int32) float32 { return s.liked[i] })
+	col(SignalLikedRecent, func(i int32) float32 { return s.likedRecent[i] })
 	col(SignalEmbedding, func(i int32) float32 {
 		if !hasUser {
 			return 0
@@ -242,59 +271,107 @@ func (x *Index) Retrieve(history []string, exclude func(id string) bool, q Quota
 	})
 	col(SignalPopularity, func(i int32) float32 { return at(x.Popularity, i) })
 	col(SignalTrend, func(i int32) float32 { return at(x.Trend, i) })
-	h := float32(math.Log1p(float64(len(s.hist))))
+	h, c := float32(math.Log1p(float64(len(s.hist)))), float32(math.Log1p(float64(len(s.clicked))))
 	col(SignalHistory, func(int32) float32 { return h })
+	col(SignalClicked, func(int32) float32 { return c })
+	for _, name := range relative {
+		res.Signals[name+RelativeSuffix] = relativeTo(res.Signals[name])
+	}
 	return res
 }
 
-// ScoreAll writes every item's signal values for a history into out (one
-// slice per signal name, each len(Items)), for evaluating one signal
-// alone over the whole catalogue. It is slow next to Retrieve and meant
-// for offline use.
-func (x *Index) ScoreAll(history []string) map[string][]float32 {
-	x.prepare()
-	n := len(x.Items)
-	out := map[string][]float32{}
-	for _, name := range Signals {
-		out[name] = make([]float32, n)
+// relativeTo is v divided by its largest absolute value (zeros if none).
+func relativeTo(v []float32) []float32 {
+	var top float32
+	for _, x := range v {
+		top = max(top, abs(x))
 	}
-	var hist []int32
-	seen := map[int32]bool{}
-	for _, id := range history {
-		if j, ok := x.index[id]; ok && !seen[j] {
-			seen[j] = true
-			hist = append(hist, j)
+	out := make([]float32, len(v))
+	if top > 0 {
+		for i, x := range v {
+			out[i] = x / top
 		}
-	}
-	x.accumulate(hist, out[SignalItemToItem], out[SignalRecent], nil)
-	if x.Vectors != nil && len(hist) > 0 {
-		user := make([]float32, x.Dim)
-		x.userVector(hist, user)
-		scan(user, x.Vectors, out[SignalEmbedding], x.Dim)
-	}
-	h := float32(math.Log1p(float64(len(hist))))
-	for i := range n {
-		out[SignalPopularity][i] = at(x.Popularity, int32(i))
-		out[SignalTrend][i] = at(x.Trend, int32(i))
-		out[SignalHistory][i] = h
 	}
 	return out
 }
 
-// accumulate adds the neighbour weights of the history items (newest
-// first) into i2i and, decayed by position, into recent, and returns
+func abs(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// positions appends the catalogue positions of ids (first occurrence,
+// known ids only) to dst and marks them to be skipped.
+func (x *Index) positions(ids []string, dst []int32, s *scratch) []int32 {
+	s.stamp++
+	if s.stamp == 0 { // wrapped: no mark may look current
+		clear(s.mark)
+		s.stamp = 1
+	}
+	for _, id := range ids {
+		if j, ok := x.index[id]; ok && s.mark[j] != s.stamp {
+			s.mark[j], s.skip[j] = s.stamp, true
+			dst = append(dst, j)
+		}
+	}
+	return dst
+}
+
+// embeddingBasis is the items whose vectors make the user's: the clicked
+// ones (what the user liked), or the history when there are none.
+func (s *scratch) embeddingBasis() []int32 {
+	if len(s.clicked) > 0 {
+		return s.clicked
+	}
+	return s.hist
+}
+
+// ScoreAll is every item's value of every signal for a user (one slice
+// per signal name, each len(Items)), for evaluating one signal alone over
+// the whole catalogue. It is slow next to Retrieve and meant for offline
+// use.
+func (x *Index) ScoreAll(u User) map[string][]float32 {
+	x.prepare()
+	s := &scratch{skip: make([]bool, len(x.Items)), mark: make([]uint32, len(x.Items)), user: make([]float32, x.Dim)}
+	s.hist, s.clicked = x.positions(u.History, nil, s), x.positions(u.Clicked, nil, s)
+	out := map[string][]float32{}
+	for _, name := range Signals {
+		out[name] = make([]float32, len(x.Items))
+	}
+	accumulate(x.Neighbors, s.hist, out[SignalItemToItem], out[SignalRecent], nil)
+	accumulate(x.Liked, s.clicked, out[SignalLiked], out[SignalLikedRecent], nil)
+	if x.Vectors != nil && len(s.hist)+len(s.clicked) > 0 {
+		x.userVector(s.embeddingBasis(), s.user)
+		scan(s.user, x.Vectors, out[SignalEmbedding], x.Dim)
+	}
+	h, c := float32(math.Log1p(float64(len(s.hist)))), float32(math.Log1p(float64(len(s.clicked))))
+	for i := range x.Items {
+		out[SignalPopularity][i] = at(x.Popularity, int32(i))
+		out[SignalTrend][i] = at(x.Trend, int32(i))
+		out[SignalHistory][i], out[SignalClicked][i] = h, c
+	}
+	for _, name := range relative {
+		out[name+RelativeSuffix] = relativeTo(out[name])
+	}
+	return out
+}
+
+// accumulate adds the neighbours' weights of the items in hist (newest
+// first) into sum and, decayed by position, into recent, and returns
 // touched with every item it first made nonzero appended.
-func (x *Index) accumulate(hist []int32, i2i, recent []float32, touched []int32) []int32 {
-	if x.Neighbors == nil {
+func accumulate(neighbors [][]Neighbor, hist []int32, sum, recent []float32, touched []int32) []int32 {
+	if neighbors == nil {
 		return touched
 	}
 	for pos, j := range hist {
 		decay := float32(math.Exp2(-float64(pos) / RecentHalfLife))
-		for _, nb := range x.Neighbors[j] {
-			if i2i[nb.Item] == 0 && recent[nb.Item] == 0 {
+		for _, nb := range neighbors[j] {
+			if sum[nb.Item] == 0 && recent[nb.Item] == 0 {
 				touched = append(touched, nb.Item)
 			}
-			i2i[nb.Item] += nb.Weight
+			sum[nb.Item] += nb.Weight
 			recent[nb.Item] += nb.Weight * decay
 		}
 	}
@@ -415,10 +492,16 @@ func (x *Index) putScratch(s *scratch) {
 	for _, i := range s.touched {
 		s.i2i[i], s.recent[i] = 0, 0
 	}
+	for _, i := range s.touchedLiked {
+		s.liked[i], s.likedRecent[i] = 0, 0
+	}
 	for _, j := range s.hist {
 		s.skip[j] = false
 	}
-	s.touched, s.hist = s.touched[:0], s.hist[:0]
+	for _, j := range s.clicked {
+		s.skip[j] = false
+	}
+	s.touched, s.touchedLiked, s.hist, s.clicked = s.touched[:0], s.touchedLiked[:0], s.hist[:0], s.clicked[:0]
 	x.scratch.Put(s)
 }
 

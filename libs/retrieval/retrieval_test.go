@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // dim-sized vectors, the same for the same seed.
 func randomIndex(n, k, dim int, seed uint64) *Index {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	x := &Index{Items: make([]string, n), Neighbors: make([][]Neighbor, n), Dim: dim, Vectors: make([]float32, n*dim),
+	x := &Index{Items: make([]string, n), Neighbors: make([][]Neighbor, n), Liked: make([][]Neighbor, n), Dim: dim, Vectors: make([]float32, n*dim),
 		Popularity: make([]float32, n), Trend: make([]float32, n)}
 	for i := range n {
 		x.Items[i] = fmt.Sprintf("item-%d", i)
@@ -30,6 +31,11 @@ func randomIndex(n, k, dim int, seed uint64) *Index {
 			}
 		}
 		slices.SortFunc(x.Neighbors[i], func(a, b Neighbor) int { return cmp.Compare(b.Weight, a.Weight) })
+		for range k / 2 {
+			if j := int32(rng.IntN(n)); int(j) != i {
+				x.Liked[i] = append(x.Liked[i], Neighbor{Item: j, Weight: rng.Float32()})
+			}
+		}
 		x.Popularity[i] = rng.Float32() * 5
 		x.Trend[i] = rng.Float32() * 3
 	}
@@ -88,37 +94,40 @@ func TestReadRejectsCorruptFiles(t *testing.T) {
 // full sort of ScoreAll's signals, and the attribution and exclusions.
 func TestRetrieveMatchesBruteForce(t *testing.T) {
 	x := randomIndex(300, 20, 8, 3)
-	history := []string{"item-5", "item-17", "item-5", "item-200", "unknown"}
+	u := User{History: []string{"item-5", "item-17", "item-5", "item-200", "unknown", "item-40"}, Clicked: []string{"item-17", "item-40", "item-41"}}
 	excluded := map[string]bool{"item-9": true}
-	q := Quotas{ItemToItem: 15, Embedding: 10, Trending: 5}
-	res := x.Retrieve(history, func(id string) bool { return excluded[id] }, q)
-	all := x.ScoreAll(history)
+	q := Quotas{ItemToItem: 16, Embedding: 10, Trending: 5}
+	res := x.Retrieve(u, func(id string) bool { return excluded[id] }, q)
+	all := x.ScoreAll(u)
 
-	banned := map[string]bool{"item-5": true, "item-17": true, "item-200": true, "item-9": true}
-	best := func(signal string, k int, skip map[string]bool) []string {
+	banned := map[string]bool{"item-5": true, "item-17": true, "item-200": true, "item-9": true, "item-40": true, "item-41": true}
+	taken := map[string]bool{}
+	best := func(signal string, k int) []string {
 		ids := slices.Clone(x.Items)
 		pos := map[string]int{}
 		for i, id := range x.Items {
 			pos[id] = i
 		}
-		ids = slices.DeleteFunc(ids, func(id string) bool { return banned[id] || skip[id] || (signal == SignalItemToItem && all[signal][pos[id]] == 0) })
+		ids = slices.DeleteFunc(ids, func(id string) bool {
+			return banned[id] || taken[id] || (signal != SignalEmbedding && all[signal][pos[id]] == 0)
+		})
 		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(all[signal][pos[b]], all[signal][pos[a]]) })
-		return ids[:min(k, len(ids))]
+		ids = ids[:min(k, len(ids))]
+		for _, id := range ids {
+			taken[id] = true
+		}
+		return ids
 	}
 	got := map[Source][]string{}
 	for k, id := range res.IDs {
 		got[res.Sources[k]] = append(got[res.Sources[k]], id)
 	}
-	want := best(SignalItemToItem, q.ItemToItem, nil)
+	want := best(SignalLiked, q.ItemToItem/2)
+	want = append(want, best(SignalItemToItem, q.ItemToItem-len(want))...)
 	if d := gocmp.Diff(want, got[ItemToItem]); d != "" {
-		t.Errorf("item-to-item picks (-want +got):\n%s", d)
+		t.Errorf("item-to-item picks: half by liked neighbours, the rest by the history's (-want +got):\n%s", d)
 	}
-	taken := map[string]bool{}
-	for _, id := range want {
-		taken[id] = true
-	}
-	wantEmb := best(SignalEmbedding, q.Embedding, taken)
-	if d := gocmp.Diff(wantEmb, got[Embedding]); d != "" {
+	if d := gocmp.Diff(best(SignalEmbedding, q.Embedding), got[Embedding]); d != "" {
 		t.Errorf("embedding picks (-want +got):\n%s", d)
 	}
 	if len(got[Trending]) != q.Trending {
@@ -126,17 +135,27 @@ func TestRetrieveMatchesBruteForce(t *testing.T) {
 	}
 	for k, id := range res.IDs {
 		if banned[id] {
-			t.Errorf("Retrieve proposed %s, which is in the history or excluded", id)
+			t.Errorf("Retrieve proposed %s, which is consumed, clicked or excluded", id)
 		}
 		i, _ := x.Lookup(id)
 		for _, name := range Signals {
+			if raw, ok := strings.CutSuffix(name, RelativeSuffix); ok {
+				top := float32(0)
+				for _, v := range res.Signals[raw] {
+					top = max(top, float32(math.Abs(float64(v))))
+				}
+				if want := res.Signals[raw][k] / top; top > 0 && math.Abs(float64(res.Signals[name][k]-want)) > 1e-6 {
+					t.Errorf("signal %s of %s = %v, want %v (relative to the candidates' largest)", name, id, res.Signals[name][k], want)
+				}
+				continue
+			}
 			if res.Signals[name][k] != all[name][i] {
 				t.Errorf("signal %s of %s = %v, want %v (ScoreAll)", name, id, res.Signals[name][k], all[name][i])
 			}
 		}
 	}
 	// The scratch memory is clean for the next request.
-	again := x.Retrieve(history, func(id string) bool { return excluded[id] }, q)
+	again := x.Retrieve(u, func(id string) bool { return excluded[id] }, q)
 	if d := gocmp.Diff(res, again); d != "" {
 		t.Errorf("a second Retrieve differs (-first +second):\n%s", d)
 	}
@@ -144,7 +163,7 @@ func TestRetrieveMatchesBruteForce(t *testing.T) {
 
 func TestRetrieveColdStartAndNoArtifacts(t *testing.T) {
 	x := randomIndex(100, 5, 4, 4)
-	res := x.Retrieve(nil, nil, DefaultQuotas())
+	res := x.Retrieve(User{}, nil, DefaultQuotas())
 	if len(res.IDs) != DefaultQuotas().Trending {
 		t.Fatalf("cold start proposed %d, want %d trending items", len(res.IDs), DefaultQuotas().Trending)
 	}
@@ -157,14 +176,14 @@ func TestRetrieveColdStartAndNoArtifacts(t *testing.T) {
 		}
 	}
 	bare := &Index{Items: []string{"a", "b", "c"}}
-	res = bare.Retrieve([]string{"a"}, nil, DefaultQuotas())
+	res = bare.Retrieve(User{History: []string{"a"}}, nil, DefaultQuotas())
 	if d := gocmp.Diff([]string{"b", "c"}, res.IDs); d != "" {
 		t.Errorf("an index with ids only proposes (-want +got):\n%s", d)
 	}
 }
 
 // BenchmarkRetrieve100k is retrieval over a 100k-item catalogue (32-dim
-// vectors, 50 neighbours an item) for users with 100 history items; it
+// vectors, 50 neighbours an item) for users with 100 history items (50 clicked); it
 // reports p50 and p99 (the budget: p99 ≤ 2 ms). "long-tail" gives item
 // vectors norms that fall with popularity rank, as PureSVD's do on real
 // data; "equal-norms" is the embedding search's worst case, where no
@@ -185,17 +204,21 @@ func BenchmarkRetrieve100k(b *testing.B) {
 				}
 			}
 			rng := rand.New(rand.NewPCG(9, 9))
-			histories := make([][]string, 64)
-			for h := range histories {
-				for range 100 {
-					histories[h] = append(histories[h], x.Items[rng.IntN(len(x.Items))])
+			users := make([]User, 64)
+			for h := range users {
+				for k := range 100 {
+					id := x.Items[rng.IntN(len(x.Items))]
+					users[h].History = append(users[h].History, id)
+					if k%2 == 0 {
+						users[h].Clicked = append(users[h].Clicked, id)
+					}
 				}
 			}
-			x.Retrieve(histories[0], nil, DefaultQuotas())
+			x.Retrieve(users[0], nil, DefaultQuotas())
 			lat := make([]time.Duration, 0, b.N)
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				x.Retrieve(histories[i%len(histories)], nil, DefaultQuotas())
+				x.Retrieve(users[i%len(users)], nil, DefaultQuotas())
 				lat = append(lat, time.Since(start))
 			}
 			slices.Sort(lat)

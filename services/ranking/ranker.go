@@ -483,7 +483,7 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 	fctx, cancel := context.WithTimeout(ctx, r.featureTimeout)
 	defer cancel()
 	var c candidates
-	names := []string{"history", "recent_clicks", "category_affinity"}
+	names := []string{"history", "clicked", "category_affinity"}
 	if v != nil {
 		userNames, _ := v.Meta.FeatureNames()
 		names = appendMissing(names, userNames...)
@@ -493,19 +493,14 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 	} else {
 		c.degraded = true
 	}
-	history := c.user.GetFeatures()["history"].GetList().GetValues()
+	u := retrieval.User{History: c.user.GetFeatures()["history"].GetList().GetValues(), Clicked: c.user.GetFeatures()["clicked"].GetList().GetValues()}
 	skip := make(map[string]bool, len(exclude))
 	for _, id := range exclude {
 		skip[id] = true
 	}
-	// What the user consumed is never proposed again: the history (which
-	// Retrieve skips itself) and the recent clicks, should the history be
-	// missing.
-	for _, id := range c.user.GetFeatures()["recent_clicks"].GetList().GetValues() {
-		skip[id] = true
-	}
 	if v != nil && v.Retrieval != nil {
-		res := v.Retrieval.Retrieve(history, func(id string) bool { return skip[id] }, r.opts.Quotas)
+		// Retrieve never proposes what the user consumed or clicked.
+		res := v.Retrieval.Retrieve(u, func(id string) bool { return skip[id] }, r.opts.Quotas)
 		c.ids, c.signals = res.IDs, res.Signals
 		c.source = make(map[string]retrieval.Source, len(res.IDs))
 		for k, id := range res.IDs {
@@ -515,7 +510,7 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 		return c
 	}
 	c.fallback = true
-	for _, id := range history {
+	for _, id := range slices.Concat(u.History, u.Clicked) {
 		skip[id] = true
 	}
 	cats := topCategories(c.user.GetFeatures()["category_affinity"].GetWeights().GetWeights(), retrievalTopCategories)

@@ -93,6 +93,8 @@ func world() *fakeFeatures {
 		"ctr":               num(0.2),
 		"category_affinity": {Value: &featurev1.Feature_Weights{Weights: &featurev1.WeightMap{Weights: map[string]float64{"Drama": 2, "Comedy": 0.5}}}},
 		"recent_clicks":     {Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: []string{"i3"}}}},
+		"clicked":           {Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: []string{"i3"}}}},
+		"history":           {Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: []string{"i3"}}}},
 	}}
 	cats := []string{"Drama", "Comedy", "Drama", "Horror", "Comedy"}
 	for i := range 5 {
