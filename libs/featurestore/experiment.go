@@ -24,13 +24,13 @@ import (
 // The arm hash holds n (users), the sums y, x, c, m of the users' clicks,
 // impressions, pre-experiment clicks and pre-experiment impressions, and
 // the sums of their products yy, yx, yc, ym, xx, xc, xm, cc, cm, mm. Each
-// event changes one user's y or x by one, so the script updates the sums
-// by the change of that user's terms (for yy: (y+1)² − y² = 2y + 1): a
-// report reads a few fields per arm instead of scanning the users. Memory
-// is one field per exposed user and arm, plus a constant per arm.
-// Guardrail fields: g (impressions that carried serving flags), fd and mf
-// (those ranked with default features, without a model), l<b> (their
-// server latency histogram, LatencyBucket).
+// event changes one user's y or x by one, so the script adds the change
+// of that user's terms (for yy: (y+1)² − y² = 2y + 1): a report reads one
+// hash per arm instead of scanning the users. Memory is one field per
+// exposed user and arm, plus a constant per arm. Guardrail fields: g
+// (impressions that carried serving flags), fd and mf (those ranked with
+// default features, without a model), l<b> (their server latency
+// histogram, LatencyBucket).
 
 // armSep joins arm, model version and counter in experiment keys.
 const armSep = "\x1f"
@@ -200,8 +200,7 @@ func parseArmStats(arm string, f map[string]string) ArmStats {
 	for name, v := range f {
 		if b, ok := strings.CutPrefix(name, "l"); ok {
 			if bi, err := strconv.Atoi(b); err == nil {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				a.Latency[bi] = n
+				a.Latency[bi], _ = strconv.ParseInt(v, 10, 64)
 			}
 		}
 	}

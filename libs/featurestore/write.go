@@ -116,75 +116,59 @@ end
 -- unique users, and the arm's user-level sums (experiment.go): the user's
 -- own counts, and the sums over users updated by the change of this
 -- user's terms. Keys: the counters hash, the unique-user HyperLogLog, the
--- arm's sums hash, the arm's per-user hash. Args: counter field, user id,
+-- arm's hash, the arm's per-user hash. Args: counter field, user id,
 -- "clicks" or "impressions", the user's pre-experiment clicks and
 -- impressions (kept from their first event in the arm), and the latency
 -- bucket ("" when the event carries no serving flags), features-degraded
--- and model-fallback (0 or 1).
-local sumfields = {'n', 'y', 'x', 'c', 'm', 'yy', 'yx', 'yc', 'ym', 'xx', 'xc', 'xm', 'cc', 'cm', 'mm'}
+-- and model-fallback (0 or 1). Increments rather than a read and a write
+-- of every sum: the counts' terms are integers (HINCRBY), and the
+-- covariates' terms are skipped when the user had no activity before.
 local function experiment()
-  local counters, hll, sums, users = key(), key(), key(), key()
+  local counters, hll, arm, users = key(), key(), key(), key()
   local field, user, kind = arg(), arg(), arg()
-  local pc, pm = tonumber(arg()), tonumber(arg())
-  local bucket, fd, mf = arg(), tonumber(arg()), tonumber(arg())
+  local c, m = tonumber(arg()), tonumber(arg())
+  local bucket, fd, mf = arg(), arg(), arg()
   redis.call('HINCRBY', counters, field, 1)
   redis.call('PFADD', hll, user)
-  local names = {}
-  for k = 1, #sumfields do names[k] = sumfields[k] end
-  if bucket ~= '' then
-    names[#names + 1] = 'g'
-    names[#names + 1] = 'fd'
-    names[#names + 1] = 'mf'
-    names[#names + 1] = 'l' .. bucket
-  end
-  local cur = redis.call('HMGET', sums, unpack(names))
-  local v = {}
-  for k = 1, #names do v[names[k]] = tonumber(cur[k]) or 0 end
-  local y, x, c, m = 0, 0, pc, pm
+  local y, x = 0, 0
   local u = redis.call('HGET', users, user)
   if u then
-    local f = {}
-    for w in string.gmatch(u, '%S+') do f[#f + 1] = tonumber(w) end
-    y = f[1]
-    x = f[2]
-    c = f[3]
-    m = f[4]
+    local a, b, cc, mm = string.match(u, '^(%S+) (%S+) (%S+) (%S+)$')
+    y = tonumber(a)
+    x = tonumber(b)
+    c = tonumber(cc)
+    m = tonumber(mm)
   else
-    v.n = v.n + 1
-    v.c = v.c + c
-    v.m = v.m + m
-    v.cc = v.cc + c * c
-    v.cm = v.cm + c * m
-    v.mm = v.mm + m * m
+    redis.call('HINCRBY', arm, 'n', 1)
+    if c ~= 0 or m ~= 0 then
+      redis.call('HINCRBYFLOAT', arm, 'c', c)
+      redis.call('HINCRBYFLOAT', arm, 'm', m)
+      redis.call('HINCRBYFLOAT', arm, 'cc', c * c)
+      redis.call('HINCRBYFLOAT', arm, 'cm', c * m)
+      redis.call('HINCRBYFLOAT', arm, 'mm', m * m)
+    end
   end
+  -- y' = y + 1 adds 2y + 1 to Σy², x to Σyx, c to Σyc, m to Σym (and so
+  -- for x).
+  local v, other, p, pc, pm = 'y', x, 2 * y + 1, 'yc', 'ym'
   if kind == 'clicks' then
-    v.y = v.y + 1
-    v.yy = v.yy + 2 * y + 1
-    v.yx = v.yx + x
-    v.yc = v.yc + c
-    v.ym = v.ym + m
     y = y + 1
   else
-    v.x = v.x + 1
-    v.xx = v.xx + 2 * x + 1
-    v.yx = v.yx + y
-    v.xc = v.xc + c
-    v.xm = v.xm + m
+    v, other, p, pc, pm = 'x', y, 2 * x + 1, 'xc', 'xm'
     x = x + 1
   end
+  redis.call('HINCRBY', arm, v, 1)
+  redis.call('HINCRBY', arm, v .. v, p)
+  if other ~= 0 then redis.call('HINCRBY', arm, 'yx', other) end
+  if c ~= 0 then redis.call('HINCRBYFLOAT', arm, pc, c) end
+  if m ~= 0 then redis.call('HINCRBYFLOAT', arm, pm, m) end
+  redis.call('HSET', users, user, string.format('%d %d %.17g %.17g', y, x, c, m))
   if bucket ~= '' then
-    v.g = v.g + 1
-    v.fd = v.fd + fd
-    v.mf = v.mf + mf
-    v['l' .. bucket] = v['l' .. bucket] + 1
+    redis.call('HINCRBY', arm, 'g', 1)
+    redis.call('HINCRBY', arm, 'l' .. bucket, 1)
+    if fd == '1' then redis.call('HINCRBY', arm, 'fd', 1) end
+    if mf == '1' then redis.call('HINCRBY', arm, 'mf', 1) end
   end
-  redis.call('HSET', users, user, string.format('%.17g %.17g %.17g %.17g', y, x, c, m))
-  local out = {}
-  for k = 1, #names do
-    out[#out + 1] = names[k]
-    out[#out + 1] = string.format('%.17g', v[names[k]])
-  end
-  redis.call('HSET', sums, unpack(out))
 end
 `
 
