@@ -585,7 +585,7 @@ func TestModelCanaryKeepsUsersSticky(t *testing.T) {
 			if tr.ModelVersion != before.Arms[0].ModelVersion || back.Arms[0].ModelVersion != before.Arms[0].ModelVersion {
 				t.Errorf("rollback writes %+v, want both arms on %q", back.Arms, before.Arms[0].ModelVersion)
 			}
-			if !strings.Contains(st.When, "workflow.status != 'Succeeded'") || !strings.Contains(st.When, "'$.arms[1].model_version') == workflow.name") {
+			if !strings.Contains(st.When, "{{workflow.status}} != Succeeded") || !strings.Contains(st.When, "'$.arms[1].model_version') == workflow.name}}") {
 				t.Errorf("rollback runs when %q; want only after a failure, and only when this run's candidate is in treatment", st.When)
 			}
 		}
