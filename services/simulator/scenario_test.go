@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/modelrt"
 	"github.com/recsys/recsys/libs/testenv"
@@ -20,9 +21,14 @@ import (
 )
 
 // TestClosedLoop runs the whole platform in-process (embedded Redis and
-// Kafka), starts it on a weak model, and runs the scenario: the model
-// retrained on the platform's own logs must beat it in the 50/50
-// experiment with p < 0.05.
+// Kafka) and the scenario: traffic on a first model, then two models
+// trained on that same log with the same settings — the treatment's
+// ranker on the logged feature rows, the control's on rows reconstructed
+// offline — in an A/A and an A/B experiment, both analysed at the user
+// level. The A/A must find no difference and no sample-ratio mismatch; the
+// A/B must find the difference the two rankers make, by the always-valid
+// test. (It does, the other way round from what -from-log assumed: in two
+// runs the ranker fitted on logged rows lost 24% and 43% of the CTR.)
 func TestClosedLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole platform through two simulations and a training")
@@ -30,15 +36,16 @@ func TestClosedLoop(t *testing.T) {
 	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
 		t.Skipf("no ONNX Runtime: %v", err)
 	}
+	const users = 1000
 	dir := t.TempDir()
 	models := filepath.Join(dir, "models")
 	expFile := filepath.Join(dir, "experiments.json")
 	if err := simulator.WriteExperiment(expFile, &experiment.Config{ID: "warmup", Salt: "w", Arms: []experiment.Arm{{Name: "control", Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	// A weak first model: little data, one epoch.
+	// The first model only produces the log both arms learn from.
 	if _, err := trainer.Train(context.Background(), trainer.Config{ModelRoot: models, ModelName: "ctr", Version: "v1-initial", WorldSeed: 3,
-		Users: 500, Items: 300, Interactions: 3000, Epochs: 1, Dim: 4}, io.Discard); err != nil {
+		Users: users, Items: 300, Interactions: 5000, Epochs: 3, Dim: 8}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 
@@ -47,7 +54,7 @@ func TestClosedLoop(t *testing.T) {
 	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	args := []string{"-redis=embedded", "-simulate=false", fmt.Sprintf("-kafka=embedded://127.0.0.1:%d", ports[12]),
-		"-ranking.model-root=" + models, "-ranking.experiment-file=" + expFile, "-ranking.model-scan-interval=200ms", "-ranking.ready-interval=100ms"}
+		"-ranking.model-root=" + models, "-ranking.experiment-file=" + expFile, "-feedback.experiment-file=" + expFile, "-ranking.model-scan-interval=200ms", "-ranking.ready-interval=100ms"}
 	addr := map[string]string{}
 	for i, s := range []string{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web"} {
 		addr[s] = fmt.Sprintf("127.0.0.1:%d", ports[2*i])
@@ -70,32 +77,42 @@ func TestClosedLoop(t *testing.T) {
 	}
 
 	sim := simulator.Config{Ranking: addr["ranking"], Feedback: addr["feedback"], UserFeatures: addr["userfeatures"], ItemFeatures: addr["itemfeatures"],
-		WorldSeed: 3, Users: 500, Items: 300, Concurrency: 4, ListSize: 10}
+		WorldSeed: 3, Users: users, Items: 300, Concurrency: 4, ListSize: 10}
 	cl, closeAll, err := simulator.Dial(sim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeAll()
-	// Wait for the first model to be warm.
-	report, err := simulator.Scenario(ctx, cl, simulator.ScenarioConfig{Sim: sim, ModelRoot: models, ModelName: "ctr", ExperimentFile: expFile,
-		Kafka: []string{fmt.Sprintf("127.0.0.1:%d", ports[12])}, Before: 1500, After: 3000}, os.Stdout)
+	res, err := simulator.Scenario(ctx, cl, simulator.ScenarioConfig{Sim: sim, ModelRoot: models, ModelName: "ctr", ExperimentFile: expFile,
+		Kafka: []string{fmt.Sprintf("127.0.0.1:%d", ports[12])}, Before: 2000, AA: 2000, After: 3000}, os.Stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var control, treatment float64
-	var p float64
-	for _, a := range report.GetArms() {
-		switch {
-		case a.GetArm() == "control" && a.GetModelVersion() == "v1-initial":
-			control = a.GetCtr()
-		case a.GetArm() == "treatment" && a.GetModelVersion() != "v1-initial":
-			treatment, p = a.GetCtr(), a.GetPValue()
+	check := func(r *feedbackv1.GetExperimentReportResponse, control, treatment string) *feedbackv1.ArmReport {
+		t.Helper()
+		if !r.GetSrmChecked() || r.GetSrm() || len(r.GetArms()) != 2 {
+			t.Fatalf("experiment %s: %d arms, sample-ratio check %v with p %v: want two arms split as configured", r.GetExperimentId(), len(r.GetArms()), r.GetSrmChecked(), r.GetSrmPValue())
 		}
-		if a.GetArm() == "control" && a.GetModelVersion() != "v1-initial" {
-			t.Errorf("the control arm was served by %s; it is pinned to v1-initial", a.GetModelVersion())
+		for i, want := range []string{control, treatment} {
+			if a := r.GetArms()[i]; a.GetModelVersion() != want || len(a.GetVersions()) != 1 || a.GetUniqueUsers() < 100 {
+				t.Errorf("experiment %s arm %s: served by %v with %d users; want only %s and at least 100 users", r.GetExperimentId(), a.GetArm(), a.GetVersions(), a.GetUniqueUsers(), want)
+			}
 		}
+		return r.GetArms()[1]
 	}
-	if !(treatment > control && p < 0.05) {
-		t.Errorf("retrained CTR %.4f vs initial %.4f with p %.3g: want higher with p < 0.05", treatment, control, p)
+	// A/A: the same model in both arms. Read by the always-valid test, so
+	// a chance difference fails this at most 5% of the time (far less when
+	// read once).
+	if a := check(res.AA, res.Control, res.Control); a.GetSequentialPValue() <= experiment.Alpha {
+		t.Errorf("A/A: lift %.3f [%.3f, %.3f], always-valid p %.3g: want no significant difference", a.GetLift(), a.GetSequentialLiftLow(), a.GetSequentialLiftHigh(), a.GetSequentialPValue())
+	}
+	// A/B: the two rankers differ, and the always-valid test sees it;
+	// the CUPED-adjusted lift agrees on the direction.
+	a := check(res.AB, res.Control, res.Treatment)
+	t.Logf("A/B: the ranker fitted on logged rows against the one fitted on reconstructed rows: lift %+.1f%% [%+.1f%%, %+.1f%%], p %.2g; always valid [%+.1f%%, %+.1f%%], p %.2g; CUPED %+.1f%% (variance %.0f%% lower)",
+		100*a.GetLift(), 100*a.GetLiftLow(), 100*a.GetLiftHigh(), a.GetPValue(), 100*a.GetSequentialLiftLow(), 100*a.GetSequentialLiftHigh(), a.GetSequentialPValue(),
+		100*a.GetCupedLift(), 100*a.GetCupedVarianceReduction())
+	if a.GetSequentialPValue() > experiment.Alpha || a.GetLift()*a.GetCupedLift() <= 0 {
+		t.Errorf("A/B: lift %.3f (CUPED %.3f), always-valid p %.3g: want a significant difference, the same way with CUPED", a.GetLift(), a.GetCupedLift(), a.GetSequentialPValue())
 	}
 }
