@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
@@ -31,6 +33,7 @@ type env struct {
 	store   *featurestore.Store
 	brokers []string
 	topic   string
+	http    string // REST base URL
 }
 
 // start serves the feedback service over gRPC, writing to topic on brokers,
@@ -49,6 +52,9 @@ func start(t *testing.T, brokers []string, topic, expFile string) *env {
 	w := eventstream.NewWriter(brokers, topic)
 	t.Cleanup(func() { w.Close() })
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, expFile, 5*time.Second, srv.Metrics()))
+	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -58,7 +64,7 @@ func start(t *testing.T, brokers []string, topic, expFile string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{client: feedbackv1.NewFeedbackServiceClient(conn), store: store, brokers: brokers, topic: topic}
+	return &env{client: feedbackv1.NewFeedbackServiceClient(conn), store: store, brokers: brokers, topic: topic, http: "http://" + srv.HTTPAddr().String()}
 }
 
 // drain applies every event on the topic to the store, as the stream
@@ -287,6 +293,17 @@ func TestReportFromExperimentFile(t *testing.T) {
 	r, err = e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: map[string]float64{"control": 90, "treatment": 10}})
 	if err != nil || !r.GetSrm() || !strings.Contains(strings.Join(r.GetWarnings(), " "), "Do not trust") {
 		t.Errorf("report at 90/10 = srm %v, warnings %q, %v; want a mismatch and a warning", r.GetSrm(), r.GetWarnings(), err)
+	}
+	// The same over REST, the weights as query parameters.
+	resp, err := http.Get(e.http + "/v1/experiments/exp/report?armWeights[control]=90&armWeights[treatment]=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rest := &feedbackv1.GetExperimentReportResponse{}
+	if err := protojson.Unmarshal(body, rest); err != nil || !rest.GetSrm() {
+		t.Errorf("REST report at 90/10 = %s (%v); want a mismatch", body, err)
 	}
 	if _, err := e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: map[string]float64{"control": -1}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("report with a negative weight = %v, want InvalidArgument", err)
