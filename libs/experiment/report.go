@@ -176,18 +176,18 @@ func Report(in Input) (*feedbackv1.GetExperimentReportResponse, error) {
 	if flagged == 0 {
 		warn("No impression carried serving flags (Event.server_latency): guardrails were not evaluated.")
 	}
+	wsum := 0.0
+	for _, w := range in.Weights {
+		wsum += max(w, 0)
+	}
 	switch {
-	case len(in.Weights) == 0:
+	case wsum <= 0:
 		warn("The configured weights are unknown, so the sample-ratio check was skipped: pass arm_weights, or run the feedback service with the experiment file (-experiment-file).")
 	case totalUsers > 0:
 		resp.SrmChecked = true
-		wsum := 0.0
-		for _, w := range in.Weights {
-			wsum += w
-		}
 		for _, name := range names {
 			if w, ok := in.Weights[name]; ok {
-				byArm[name].ExpectedUserShare = w / wsum
+				byArm[name].ExpectedUserShare = max(w, 0) / wsum
 			} else if users[name] > 0 {
 				warn("Arm %s has %d users but no configured weight: users reach an arm the experiment does not have.", name, users[name])
 			}

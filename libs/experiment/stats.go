@@ -246,22 +246,32 @@ func gammaQ(a, x float64) float64 {
 // configured weights (a sample-ratio mismatch check): the statistic
 // Σ (observed − expected)²/expected with one degree of freedom fewer than
 // arms. users and weights are by arm; an arm with a weight and no users
-// counts as zero users. Returns the p-value; 1 with fewer than two arms or
-// no users.
+// counts as zero users. An arm of weight 0 expects no users: any user in
+// it is a mismatch (p = 0). Returns the p-value; 1 with fewer than two
+// arms of positive weight, or no users.
 func SRM(users map[string]int64, weights map[string]float64) float64 {
-	total, wsum := 0.0, 0.0
+	total, wsum, arms := 0.0, 0.0, 0
 	for arm, w := range weights {
+		if w <= 0 {
+			if users[arm] > 0 {
+				return 0
+			}
+			continue
+		}
 		total += float64(users[arm])
 		wsum += w
+		arms++
 	}
-	if len(weights) < 2 || total == 0 || wsum <= 0 {
+	if arms < 2 || total == 0 {
 		return 1
 	}
 	chi2 := 0.0
 	for arm, w := range weights {
-		e := total * w / wsum
-		d := float64(users[arm]) - e
-		chi2 += d * d / e
+		if w > 0 {
+			e := total * w / wsum
+			d := float64(users[arm]) - e
+			chi2 += d * d / e
+		}
 	}
-	return ChiSquareP(chi2, len(weights)-1)
+	return ChiSquareP(chi2, arms-1)
 }

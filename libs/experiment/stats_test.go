@@ -232,6 +232,8 @@ func TestSRM(t *testing.T) {
 			math.Exp(-chi2([]float64{7100, 1950, 950}, []float64{70, 20, 10}) / 2)}, // df 2: e^(−χ²/2)
 		{"an empty arm", map[string]int64{"a": 100}, map[string]float64{"a": 1, "b": 1}, math.Erfc(math.Sqrt(100.0 / 2))},
 		{"one arm", map[string]int64{"a": 100}, map[string]float64{"a": 1}, 1},
+		{"an arm of weight 0, empty", map[string]int64{"a": 5000, "b": 5000}, map[string]float64{"a": 1, "b": 1, "c": 0}, 1},
+		{"an arm of weight 0 with users", map[string]int64{"a": 5000, "b": 5000, "c": 1}, map[string]float64{"a": 1, "b": 1, "c": 0}, 0},
 	} {
 		if got := SRM(tc.users, tc.weights); math.Abs(got-tc.want) > 1e-12+1e-9*tc.want {
 			t.Errorf("SRM(%s) = %.6g, want %.6g", tc.name, got, tc.want)

@@ -233,10 +233,15 @@ func eventType(e *feedbackv1.Event) string {
 // GetExperimentReport reports an experiment from the user-level sums the
 // stream processor keeps.
 func (s *Server) GetExperimentReport(ctx context.Context, req *feedbackv1.GetExperimentReportRequest) (*feedbackv1.GetExperimentReportResponse, error) {
+	sum := 0.0
 	for arm, w := range req.GetArmWeights() {
 		if !(w >= 0) || math.IsInf(w, 0) {
 			return nil, status.Errorf(codes.InvalidArgument, "arm_weights[%s]: %v is not a finite non-negative weight", arm, w)
 		}
+		sum += w
+	}
+	if len(req.GetArmWeights()) > 0 && sum == 0 {
+		return nil, status.Error(codes.InvalidArgument, "arm_weights: all zero; at least one arm needs a positive weight")
 	}
 	counts, arms, err := s.store.ExperimentStats(ctx, req.GetExperimentId())
 	if err != nil {
