@@ -23,6 +23,7 @@ const FileName = "retrieval.bin"
 //	'V' vectors: uvarint dim, then n×dim float32
 //	'P' popularity: n float32
 //	'T' trend: n float32
+//	'R' liked rate: n float32
 //
 // and a final 'E'. Sections are optional; unknown tags are errors.
 const magic = "RECSYS-RETRIEVAL-1\n"
@@ -100,7 +101,7 @@ func (x *Index) encode(w *bufio.Writer) error {
 	for _, sec := range []struct {
 		tag byte
 		v   []float32
-	}{{'P', x.Popularity}, {'T', x.Trend}} {
+	}{{'P', x.Popularity}, {'T', x.Trend}, {'R', x.LikedRate}} {
 		if sec.v != nil {
 			w.WriteByte(sec.tag)
 			for _, v := range sec.v {
@@ -119,8 +120,8 @@ func (x *Index) check() error {
 		return fmt.Errorf("retrieval index: %d neighbour and %d liked-neighbour lists for %d items", len(x.Neighbors), len(x.Liked), n)
 	case x.Vectors != nil && (x.Dim <= 0 || len(x.Vectors) != n*x.Dim):
 		return fmt.Errorf("retrieval index: %d vector floats for %d items of dim %d", len(x.Vectors), n, x.Dim)
-	case x.Popularity != nil && len(x.Popularity) != n, x.Trend != nil && len(x.Trend) != n:
-		return fmt.Errorf("retrieval index: popularity or trend is not one value per item (%d items)", n)
+	case x.Popularity != nil && len(x.Popularity) != n, x.Trend != nil && len(x.Trend) != n, x.LikedRate != nil && len(x.LikedRate) != n:
+		return fmt.Errorf("retrieval index: popularity, trend or liked rate is not one value per item (%d items)", n)
 	}
 	for _, lists := range [][][]Neighbor{x.Neighbors, x.Liked} {
 		for j, nbs := range lists {
@@ -131,7 +132,7 @@ func (x *Index) check() error {
 			}
 		}
 	}
-	for _, s := range [][]float32{x.Vectors, x.Popularity, x.Trend} {
+	for _, s := range [][]float32{x.Vectors, x.Popularity, x.Trend, x.LikedRate} {
 		for _, v := range s {
 			if !finite(v) {
 				return errors.New("retrieval index: a vector, popularity or trend value is not finite")
@@ -246,6 +247,10 @@ func decode(r *bufio.Reader) (*Index, error) {
 			}
 		case 'T':
 			if x.Trend, err = floats(int(n)); err != nil {
+				return nil, err
+			}
+		case 'R':
+			if x.LikedRate, err = floats(int(n)); err != nil {
 				return nil, err
 			}
 		default:

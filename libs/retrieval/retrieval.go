@@ -49,6 +49,7 @@ const (
 	SignalEmbedding   = "embedding"    // dot product of user and item vectors
 	SignalPopularity  = "popularity"   // ln(1 + training interactions)
 	SignalTrend       = "trend"        // ln(1 + decayed recent interactions at training end)
+	SignalLikedRate   = "liked_rate"   // the smoothed share of the item's interactions that were liked
 	SignalHistory     = "history"      // ln(1 + the user's history length), the same for every candidate
 	SignalClicked     = "clicked"      // ln(1 + the user's clicked items), the same for every candidate
 )
@@ -62,7 +63,7 @@ const RelativeSuffix = "_rel"
 var relative = []string{SignalItemToItem, SignalRecent, SignalLiked, SignalLikedRecent, SignalEmbedding}
 
 // Signals lists every signal name, in a fixed order.
-var Signals = []string{SignalItemToItem, SignalRecent, SignalLiked, SignalLikedRecent, SignalEmbedding, SignalPopularity, SignalTrend, SignalHistory, SignalClicked,
+var Signals = []string{SignalItemToItem, SignalRecent, SignalLiked, SignalLikedRecent, SignalEmbedding, SignalPopularity, SignalTrend, SignalLikedRate, SignalHistory, SignalClicked,
 	SignalItemToItem + RelativeSuffix, SignalRecent + RelativeSuffix, SignalLiked + RelativeSuffix, SignalLikedRecent + RelativeSuffix, SignalEmbedding + RelativeSuffix}
 
 // User is what retrieval knows of a user: the items consumed (clicked,
@@ -105,8 +106,8 @@ type Index struct {
 	// Vectors are Dim floats per item, row-major (nil: no embedding source).
 	Dim     int
 	Vectors []float32
-	// Popularity and Trend are per item (nil: zeros).
-	Popularity, Trend []float32
+	// Popularity, Trend and LikedRate are per item (nil: zeros).
+	Popularity, Trend, LikedRate []float32
 
 	indexOnce sync.Once
 	index     map[string]int32
@@ -271,6 +272,7 @@ func (x *Index) Retrieve(u User, exclude func(id string) bool, q Quotas) Result 
 	})
 	col(SignalPopularity, func(i int32) float32 { return at(x.Popularity, i) })
 	col(SignalTrend, func(i int32) float32 { return at(x.Trend, i) })
+	col(SignalLikedRate, func(i int32) float32 { return at(x.LikedRate, i) })
 	h, c := float32(math.Log1p(float64(len(s.hist)))), float32(math.Log1p(float64(len(s.clicked))))
 	col(SignalHistory, func(int32) float32 { return h })
 	col(SignalClicked, func(int32) float32 { return c })
@@ -350,6 +352,7 @@ func (x *Index) ScoreAll(u User) map[string][]float32 {
 	for i := range x.Items {
 		out[SignalPopularity][i] = at(x.Popularity, int32(i))
 		out[SignalTrend][i] = at(x.Trend, int32(i))
+		out[SignalLikedRate][i] = at(x.LikedRate, int32(i))
 		out[SignalHistory][i], out[SignalClicked][i] = h, c
 	}
 	for _, name := range relative {

@@ -21,7 +21,7 @@ import (
 func randomIndex(n, k, dim int, seed uint64) *Index {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	x := &Index{Items: make([]string, n), Neighbors: make([][]Neighbor, n), Liked: make([][]Neighbor, n), Dim: dim, Vectors: make([]float32, n*dim),
-		Popularity: make([]float32, n), Trend: make([]float32, n)}
+		Popularity: make([]float32, n), Trend: make([]float32, n), LikedRate: make([]float32, n)}
 	for i := range n {
 		x.Items[i] = fmt.Sprintf("item-%d", i)
 		for range k {
@@ -36,7 +36,7 @@ func randomIndex(n, k, dim int, seed uint64) *Index {
 				x.Liked[i] = append(x.Liked[i], Neighbor{Item: j, Weight: rng.Float32()})
 			}
 		}
-		x.Popularity[i] = rng.Float32() * 5
+		x.Popularity[i], x.LikedRate[i] = rng.Float32()*5, rng.Float32()
 		x.Trend[i] = rng.Float32() * 3
 	}
 	for i := range x.Vectors {

@@ -65,7 +65,7 @@ func NewModel(meta *modelrt.Metadata, dim, h1, h2 int, seed uint64) *Model {
 type activations struct {
 	x, h1, h2 []float32
 	ids       []int
-	p         float32
+	z, p      float32 // logit and score
 }
 
 func (m *Model) newActivations() *activations {
@@ -106,7 +106,7 @@ func (m *Model) forward(row []float32, a *activations) float32 {
 	for j, h := range a.h2 {
 		z += m.W3[j] * h
 	}
-	a.p = float32(1 / (1 + math.Exp(-float64(z))))
+	a.z, a.p = z, float32(1/(1+math.Exp(-float64(z))))
 	return a.p
 }
 

@@ -94,3 +94,49 @@ func TestTrainingLearns(t *testing.T) {
 		t.Errorf("loss went from %.4f to %.4f; want it to fall by 30%%", first, last)
 	}
 }
+
+// TestEnsembleAveragesLogits checks that the merged model's logit is the
+// mean of its members' on random rows.
+func TestEnsembleAveragesLogits(t *testing.T) {
+	meta := RankerMetadata("ctr", "t")
+	var members []*Model
+	for k := range 3 {
+		members = append(members, NewModel(meta, 4, 8, 4, uint64(k+1)))
+	}
+	m := ensemble(members)
+	rng := rand.New(rand.NewPCG(5, 6))
+	row := make([]float32, len(meta.Features))
+	a, am := m.newActivations(), members[0].newActivations()
+	for range 50 {
+		for i := range row {
+			row[i] = float32(rng.NormFloat64())
+		}
+		m.forward(row, a)
+		want := 0.0
+		for _, mem := range members {
+			mem.forward(row, am)
+			want += float64(am.z) / 3
+		}
+		if math.Abs(float64(a.z)-want) > 1e-5 {
+			t.Fatalf("ensemble logit %v, want the members' mean %v", a.z, want)
+		}
+	}
+}
+
+// TestCalibrateFitsTheBaseRate checks Platt scaling on a model whose
+// logit says nothing: the calibrated score is the labels' mean.
+func TestCalibrateFitsTheBaseRate(t *testing.T) {
+	meta := RankerMetadata("ctr", "t")
+	m := NewModel(meta, 4, 8, 4, 1)
+	clear(m.W3)
+	rows := make([]float32, 200*m.Width)
+	labels := make([]float32, 200)
+	for r := range 50 {
+		labels[r] = 1
+	}
+	m.calibrate(rows, labels)
+	a := m.newActivations()
+	if p := m.forward(rows[:m.Width], a); math.Abs(float64(p)-0.25) > 1e-4 {
+		t.Errorf("calibrated score %v, want the base rate 0.25", p)
+	}
+}

@@ -30,7 +30,7 @@ type PipelineOptions struct {
 // DefaultPipeline is what the trainer uses unless told otherwise.
 func DefaultPipeline() PipelineOptions {
 	fit := DefaultFit()
-	fit.Train.Epochs = 4
+	fit.Train.Epochs = 8
 	return PipelineOptions{Neighbors: 100, Lambda: 500, EASEMaxItems: 3000, Dim: 32, SVDIters: 8, Holdout: 0.2,
 		Quotas: retrieval.DefaultQuotas(), Fit: fit, Seed: 1}
 }
@@ -183,7 +183,7 @@ func FitPipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOptions, 
 
 	done = step("ranker rows from the inner split's candidates")
 	inner := buildIndex(fit, nbs, liked, o)
-	rows, labels := rankerRows(inner, fit, val, meta, o.Quotas)
+	rows, labels, groups := rankerRows(inner, fit, val, meta, o.Quotas)
 	done()
 	if len(labels) == 0 {
 		return nil, fmt.Errorf("no user has a relevant interaction in the latest %.0f%% of their history: nothing to train the ranker on", o.Holdout*100)
@@ -193,7 +193,7 @@ func FitPipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOptions, 
 		pos += int(l)
 	}
 	fmt.Fprintf(out, "  ranker: %d candidate rows, %d relevant\n", len(labels), pos)
-	p.Model, p.Loss = trainRanker(meta, rows, labels, o.Fit, out)
+	p.Model, p.Loss = trainRanker(meta, rows, labels, groups, o.Fit, out)
 
 	done = step("final index on all %d users", len(d.Users))
 	if nbs, err = p.Neighbors.fit(d, o); err != nil {
@@ -222,7 +222,7 @@ func buildIndex(d *evaluation.Data, nbs, liked *evaluation.ItemModel, o Pipeline
 		}
 		x.Dim, x.Vectors = o.Dim, evaluation.PureSVD(basis, o.Dim, o.SVDIters, o.Seed)
 	}
-	x.Popularity, x.Trend = popularity(d)
+	x.Popularity, x.Trend, x.LikedRate = popularity(d)
 	return x
 }
 
@@ -240,28 +240,40 @@ func neighbors(m *evaluation.ItemModel) [][]retrieval.Neighbor {
 	return out
 }
 
-// popularity is each item's ln(1 + interactions), and ln(1 + interactions
-// decayed with a half-life of a tenth of the data's time span, at its end).
-func popularity(d *evaluation.Data) (pop, trend []float32) {
+// popularity is each item's ln(1 + interactions), ln(1 + interactions
+// decayed with a half-life of a tenth of the data's time span, at its
+// end), and the share of its interactions that were liked, smoothed
+// towards the catalogue's share with the weight of five interactions.
+func popularity(d *evaluation.Data) (pop, trend, likedRate []float32) {
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	total, liked := 0.0, 0.0
 	for _, evs := range d.ByUser {
 		for _, e := range evs {
 			first, last = min(first, e.Time), max(last, e.Time)
+			total++
+			if e.Relevant {
+				liked++
+			}
 		}
 	}
+	prior := liked / max(total, 1)
 	halfLife := max(float64(last-first)/10, 1)
-	count, decayed := make([]float64, len(d.Items)), make([]float64, len(d.Items))
+	count, decayed, likes := make([]float64, len(d.Items)), make([]float64, len(d.Items)), make([]float64, len(d.Items))
 	for _, evs := range d.ByUser {
 		for _, e := range evs {
 			count[e.Item]++
 			decayed[e.Item] += math.Exp2(-float64(last-e.Time) / halfLife)
+			if e.Relevant {
+				likes[e.Item]++
+			}
 		}
 	}
-	pop, trend = make([]float32, len(d.Items)), make([]float32, len(d.Items))
+	pop, trend, likedRate = make([]float32, len(d.Items)), make([]float32, len(d.Items)), make([]float32, len(d.Items))
 	for i := range pop {
 		pop[i], trend[i] = float32(math.Log1p(count[i])), float32(math.Log1p(decayed[i]))
+		likedRate[i] = float32((likes[i] + 5*prior) / (count[i] + 5))
 	}
-	return pop, trend
+	return pop, trend, likedRate
 }
 
 // UserOf is what the feature store would hold of a user with these
@@ -288,7 +300,8 @@ const historyLength = 1000
 // rankerRows are the candidates retrieval proposes for each user of fit
 // that has a relevant event in val, with their feature rows, labelled 1
 // when the user's val part has them as relevant.
-func rankerRows(x *retrieval.Index, fit, val *evaluation.Data, meta *modelrt.Metadata, q retrieval.Quotas) (rows, labels []float32) {
+// groups are where each user's rows start (and, last, the end).
+func rankerRows(x *retrieval.Index, fit, val *evaluation.Data, meta *modelrt.Metadata, q retrieval.Quotas) (rows, labels []float32, groups []int) {
 	var buf []float32
 	for u, later := range val.ByUser {
 		relevant := map[string]bool{}
@@ -301,6 +314,7 @@ func rankerRows(x *retrieval.Index, fit, val *evaluation.Data, meta *modelrt.Met
 			continue
 		}
 		res := x.Retrieve(UserOf(fit, fit.ByUser[u]), nil, q)
+		groups = append(groups, len(labels))
 		buf = meta.Rows(fit.Users[u], nil, res.IDs, nil, res.Signals, buf)
 		rows = append(rows, buf...)
 		for _, id := range res.IDs {
@@ -311,25 +325,110 @@ func rankerRows(x *retrieval.Index, fit, val *evaluation.Data, meta *modelrt.Met
 			labels = append(labels, l)
 		}
 	}
-	return rows, labels
+	return rows, labels, append(groups, len(labels))
 }
 
-// trainRanker fits the MLP on standardised dense inputs and folds the
-// standardisation into its first layer, so the exported model takes the
-// raw rows serving assembles.
-func trainRanker(meta *modelrt.Metadata, rows, labels []float32, o FitOptions, out io.Writer) (*Model, float64) {
-	m := NewModel(meta, o.Dim, o.H1, o.H2, o.Train.Seed)
-	width := len(meta.Features)
-	mean, std := standardize(rows, width, m.Dense)
-	opts := o.Train
-	if out != nil {
-		opts.EpochDone = func(epoch int, loss float64) {
-			fmt.Fprintf(out, "  ranker epoch %d/%d: loss %.4f\n", epoch+1, opts.Epochs, loss)
+// trainRanker fits the MLP on standardised dense inputs with a pairwise
+// loss within each user's candidates (groups), calibrates its output to a
+// probability of relevance (Platt scaling on the same rows), and folds
+// the standardisation into its first layer, so the exported model takes
+// the raw rows serving assembles.
+//
+// It trains rankerEnsemble such models from different seeds and averages
+// them (one model with wider layers, see ensemble): the ranker is small
+// and trained on few relevant rows, and an average of a few varies far
+// less from seed to seed than any one of them.
+func trainRanker(meta *modelrt.Metadata, rows, labels []float32, groups []int, o FitOptions, out io.Writer) (*Model, float64) {
+	var members []*Model
+	var mean, std []float64
+	loss := 0.0
+	for k := range rankerEnsemble {
+		m := NewModel(meta, o.Dim, o.H1, o.H2, o.Train.Seed+uint64(k)*7919)
+		if k == 0 {
+			mean, std = standardize(rows, len(meta.Features), m.Dense)
 		}
+		opts := o.Train
+		opts.Seed += uint64(k) * 7919
+		opts.Groups, opts.Negatives = groups, rankerNegatives
+		if out != nil {
+			opts.EpochDone = func(epoch int, loss float64) {
+				if epoch+1 == opts.Epochs {
+					fmt.Fprintf(out, "  ranker %d/%d: %d epochs, pairwise loss %.4f\n", k+1, rankerEnsemble, opts.Epochs, loss)
+				}
+			}
+		}
+		loss += m.Train(rows, labels, opts) / rankerEnsemble
+		members = append(members, m)
 	}
-	loss := m.Train(rows, labels, opts)
+	m := ensemble(members)
+	m.calibrate(rows, labels)
 	m.foldScaling(mean, std)
 	return m, loss
+}
+
+// rankerEnsemble is how many rankers trainRanker averages.
+const rankerEnsemble = 3
+
+// ensemble is one model whose logit is the mean of the members' logits:
+// their first layers side by side, their second layers block-diagonal,
+// their output weights divided by their number. Members share the
+// layout and have no embeddings.
+func ensemble(members []*Model) *Model {
+	k := len(members)
+	first := members[0]
+	m := &Model{Dense: first.Dense, Sparse: first.Sparse, Width: first.Width, Rows: first.Rows, Dim: first.Dim, H1: k * first.H1, H2: k * first.H2,
+		W1: make([]float32, 0, k*len(first.W1)), W2: make([]float32, k*first.H2*k*first.H1)}
+	for e, mem := range members {
+		m.W1 = append(m.W1, mem.W1...)
+		m.B1 = append(m.B1, mem.B1...)
+		m.B2 = append(m.B2, mem.B2...)
+		for i := range mem.H2 {
+			row := (e*mem.H2 + i) * m.H1
+			copy(m.W2[row+e*mem.H1:], mem.W2[i*mem.H1:(i+1)*mem.H1])
+		}
+		for _, w := range mem.W3 {
+			m.W3 = append(m.W3, w/float32(k))
+		}
+		m.B3 += mem.B3 / float32(k)
+	}
+	return m
+}
+
+// rankerNegatives are the irrelevant candidates each relevant one is
+// paired with per epoch.
+const rankerNegatives = 8
+
+// calibrate rescales the output logit to σ(a·z + b), with a and b fitted
+// by Newton's method to the labels (Platt scaling), and folds them into
+// the last layer: a pairwise loss fixes the order, not the level.
+func (m *Model) calibrate(rows, labels []float32) {
+	act := m.newActivations()
+	z := make([]float64, len(labels))
+	for r := range z {
+		m.forward(rows[r*m.Width:(r+1)*m.Width], act)
+		z[r] = float64(act.z)
+	}
+	a, b := 1.0, 0.0
+	for range 25 {
+		var ga, gb, haa, hab, hbb float64
+		for r, zr := range z {
+			p := 1 / (1 + math.Exp(-(a*zr + b)))
+			d, w := p-float64(labels[r]), p*(1-p)
+			ga, gb = ga+d*zr, gb+d
+			haa, hab, hbb = haa+w*zr*zr, hab+w*zr, hbb+w
+		}
+		haa, hbb = haa+1e-6, hbb+1e-6 // a small ridge: a constant logit still fits b
+		det := haa*hbb - hab*hab
+		da, db := (hbb*ga-hab*gb)/det, (haa*gb-hab*ga)/det
+		a, b = a-da, b-db
+		if math.Abs(da)+math.Abs(db) < 1e-9 {
+			break
+		}
+	}
+	for j := range m.W3 {
+		m.W3[j] = float32(a * float64(m.W3[j]))
+	}
+	m.B3 = float32(a*float64(m.B3) + b)
 }
 
 // standardize rescales the dense columns of rows in place to mean 0 and

@@ -15,6 +15,14 @@ type TrainOptions struct {
 	Progress func(rows int)
 	// EpochDone, when set, is told each epoch's mean loss.
 	EpochDone func(epoch int, loss float64)
+	// Groups, when set, makes the loss pairwise (BPR): rows
+	// Groups[g]..Groups[g+1]-1 are one user's candidates, and each
+	// relevant row is trained to score above Negatives irrelevant rows
+	// of the same user, drawn at random each epoch. Ranking within a user
+	// is what the model is for; the pairwise loss does not spend capacity
+	// on how users differ from each other.
+	Groups    []int
+	Negatives int
 }
 
 // adam holds Adam's moments for one parameter slice.
@@ -68,75 +76,122 @@ func (m *Model) Train(rows []float32, labels []float32, o TrainOptions) float64 
 
 	a := m.newActivations()
 	dh1, dh2, dx := make([]float32, m.H1), make([]float32, m.H2), make([]float32, in)
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
 	touched := make([]map[int]bool, len(m.Emb))
+	row := func(r int) []float32 { return rows[r*m.Width : (r+1)*m.Width] }
+	// backward adds the gradient of the row whose forward pass is in a,
+	// given d loss / d logit.
+	backward := func(dz float32) {
+		// Output layer.
+		for j := range m.H2 {
+			gW3[j] += dz * a.h2[j]
+			dh2[j] = dz * m.W3[j]
+			if a.h2[j] <= 0 {
+				dh2[j] = 0
+			}
+		}
+		gB3 += dz
+		// Second layer.
+		clear(dh1)
+		for i := range m.H2 {
+			if dh2[i] == 0 {
+				continue
+			}
+			gB2[i] += dh2[i]
+			w := m.W2[i*m.H1 : (i+1)*m.H1]
+			gw := gW2[i*m.H1 : (i+1)*m.H1]
+			for j := range m.H1 {
+				gw[j] += dh2[i] * a.h1[j]
+				dh1[j] += dh2[i] * w[j]
+			}
+		}
+		// First layer.
+		clear(dx)
+		for i := range m.H1 {
+			if a.h1[i] <= 0 || dh1[i] == 0 {
+				continue
+			}
+			gB1[i] += dh1[i]
+			w := m.W1[i*in : (i+1)*in]
+			gw := gW1[i*in : (i+1)*in]
+			for j := range in {
+				gw[j] += dh1[i] * a.x[j]
+				dx[j] += dh1[i] * w[j]
+			}
+		}
+		// Embeddings.
+		for s, id := range a.ids {
+			off := len(m.Dense) + s*m.Dim
+			ge := gEmb[s][id*m.Dim : (id+1)*m.Dim]
+			for k := range m.Dim {
+				ge[k] += dx[off+k]
+			}
+			touched[s][id] = true
+		}
+	}
+	// A unit is a row (pointwise) or a (relevant, irrelevant) pair of
+	// rows of one user (pairwise).
+	type unit struct{ pos, neg int }
+	var units []unit
+	drawUnits := func() {
+		units = units[:0]
+		if o.Groups == nil {
+			for r := range n {
+				units = append(units, unit{pos: r, neg: -1})
+			}
+			return
+		}
+		var pos, neg []int
+		for g := 0; g+1 < len(o.Groups); g++ {
+			pos, neg = pos[:0], neg[:0]
+			for r := o.Groups[g]; r < o.Groups[g+1]; r++ {
+				if labels[r] > 0 {
+					pos = append(pos, r)
+				} else {
+					neg = append(neg, r)
+				}
+			}
+			if len(neg) == 0 {
+				continue
+			}
+			for _, p := range pos {
+				for range max(o.Negatives, 1) {
+					units = append(units, unit{pos: p, neg: neg[rng.IntN(len(neg))]})
+				}
+			}
+		}
+	}
 	t := 0
 	var loss float64
 	for epoch := range o.Epochs {
-		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		drawUnits()
+		rng.Shuffle(len(units), func(i, j int) { units[i], units[j] = units[j], units[i] })
 		loss = 0
-		for start := 0; start < n; start += o.BatchSize {
-			end := min(start+o.BatchSize, n)
+		for start := 0; start < len(units); start += o.BatchSize {
+			end := min(start+o.BatchSize, len(units))
 			scale := float32(1) / float32(end-start)
 			for s := range touched {
 				touched[s] = map[int]bool{}
 			}
-			for _, r := range order[start:end] {
-				p := m.forward(rows[r*m.Width:(r+1)*m.Width], a)
-				y := labels[r]
-				pp := math.Min(math.Max(float64(p), 1e-7), 1-1e-7)
-				loss -= float64(y)*math.Log(pp) + float64(1-y)*math.Log(1-pp)
-				dz := (p - y) * scale // d loss / d logit
-				// Output layer.
-				for j := range m.H2 {
-					gW3[j] += dz * a.h2[j]
-					dh2[j] = dz * m.W3[j]
-					if a.h2[j] <= 0 {
-						dh2[j] = 0
-					}
+			for _, u := range units[start:end] {
+				if u.neg < 0 {
+					p := m.forward(row(u.pos), a)
+					y := labels[u.pos]
+					pp := math.Min(math.Max(float64(p), 1e-7), 1-1e-7)
+					loss -= float64(y)*math.Log(pp) + float64(1-y)*math.Log(1-pp)
+					backward((p - y) * scale) // d loss / d logit
+					continue
 				}
-				gB3 += dz
-				// Second layer.
-				clear(dh1)
-				for i := range m.H2 {
-					if dh2[i] == 0 {
-						continue
-					}
-					gB2[i] += dh2[i]
-					w := m.W2[i*m.H1 : (i+1)*m.H1]
-					gw := gW2[i*m.H1 : (i+1)*m.H1]
-					for j := range m.H1 {
-						gw[j] += dh2[i] * a.h1[j]
-						dh1[j] += dh2[i] * w[j]
-					}
-				}
-				// First layer.
-				clear(dx)
-				for i := range m.H1 {
-					if a.h1[i] <= 0 || dh1[i] == 0 {
-						continue
-					}
-					gB1[i] += dh1[i]
-					w := m.W1[i*in : (i+1)*in]
-					gw := gW1[i*in : (i+1)*in]
-					for j := range in {
-						gw[j] += dh1[i] * a.x[j]
-						dx[j] += dh1[i] * w[j]
-					}
-				}
-				// Embeddings.
-				for s, id := range a.ids {
-					off := len(m.Dense) + s*m.Dim
-					ge := gEmb[s][id*m.Dim : (id+1)*m.Dim]
-					for k := range m.Dim {
-						ge[k] += dx[off+k]
-					}
-					touched[s][id] = true
-				}
+				// -log σ(z⁺ - z⁻): the gradient is ∓σ(z⁻ - z⁺).
+				m.forward(row(u.pos), a)
+				zp := a.z
+				m.forward(row(u.neg), a)
+				diff := float64(a.z - zp)
+				loss += math.Log1p(math.Exp(min(diff, 30))) + max(diff-30, 0)
+				g := float32(1/(1+math.Exp(-diff))) * scale
+				backward(g)
+				m.forward(row(u.pos), a)
+				backward(-g)
 			}
 			t++
 			oW1.step(m.W1, gW1, nil, o.LR, t)
@@ -160,7 +215,7 @@ func (m *Model) Train(rows []float32, labels []float32, o TrainOptions) float64 
 				o.Progress(end - start)
 			}
 		}
-		loss /= float64(n)
+		loss /= float64(max(len(units), 1))
 		if o.EpochDone != nil {
 			o.EpochDone(epoch, loss)
 		}
