@@ -14,7 +14,7 @@ type Interaction struct {
 
 // Example is one training row of the ranker.
 type Example struct {
-	UserID, ItemID string
+	UserID, ItemID, RequestID string
 	Row            []float32
 	Label          float32
 	Time           time.Time

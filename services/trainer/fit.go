@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/recsys/recsys/libs/modelrt"
-	"github.com/recsys/recsys/libs/progress"
 )
 
 // FitOptions size the model and its training.
@@ -24,47 +23,28 @@ func DefaultFit() FitOptions {
 // LogFit is a ranker trained on logged rows, with its evaluation on the
 // latest logged impressions.
 type LogFit struct {
-	Model               *Model
+	Model               *Model // trained on every logged row
 	Meta                *modelrt.Metadata
-	Scores, Popularity  Metrics // the model's and the baseline's
+	Scores, Popularity  Metrics // on the latest rows: a ranker trained on the earlier ones, and the baseline
 	TrainRows, TestRows int
 }
 
-// Fit trains the ranker on the earlier part of logged examples (in time
-// order) and evaluates it and the popularity baseline on the latest part
-// over the impressions that were shown — a measure of the ranker among
-// what was served, not of the whole pipeline, so its metrics are named
-// logged_* in metadata.json. Progress goes to out (nil: none).
+// Fit trains the ranker on logged examples (in time order), as
+// trainRanker does, each served list a group: clicked items are trained
+// to score above the items shown beside them. It first trains on the
+// earlier part and evaluates on the latest part over the impressions that
+// were shown — a measure of the ranker among what was served, not of the
+// whole pipeline, so its metrics are named logged_* in metadata.json —
+// then trains the published ranker on every row. Progress goes to out.
 func Fit(meta *modelrt.Metadata, ex []Example, o FitOptions, out io.Writer) (*LogFit, error) {
 	train, test := split(ex, o.Holdout)
 	if len(train) == 0 || len(test) == 0 {
 		return nil, fmt.Errorf("%d examples are too few to train and hold out %.0f%%", len(ex), o.Holdout*100)
 	}
-	width := len(meta.Features)
-	rows := make([]float32, 0, len(train)*width)
-	labels := make([]float32, len(train))
-	for i, e := range train {
-		rows = append(rows, e.Row...)
-		labels[i] = e.Label
-	}
-	m := NewModel(meta, o.Dim, o.H1, o.H2, o.Train.Seed)
-	opts := o.Train
-	if out != nil {
-		newBar := func(epoch int) *progress.Bar {
-			return progress.New(out, fmt.Sprintf("epoch %d/%d", epoch+1, opts.Epochs), "rows", int64(len(train)))
-		}
-		bar := newBar(0)
-		opts.Progress = func(n int) { bar.Add(int64(n)) }
-		opts.EpochDone = func(epoch int, loss float64) {
-			bar.Done()
-			fmt.Fprintf(out, "epoch %d/%d: training loss %.4f\n", epoch+1, opts.Epochs, loss)
-			if epoch+1 < opts.Epochs {
-				bar = newBar(epoch + 1)
-			}
-		}
-	}
-	m.Train(rows, labels, opts)
-	res := &LogFit{Model: m, Meta: meta, TrainRows: len(train), TestRows: len(test)}
+	res := &LogFit{Meta: meta, TrainRows: len(train), TestRows: len(test)}
+	fmt.Fprintf(out, "ranker on the logged rows: %d to train, the latest %d to evaluate\n", len(train), len(test))
+	rows, labels, groups := loggedRows(train)
+	m, _ := trainRanker(meta, rows, labels, groups, o, out)
 	a := m.newActivations()
 	res.Scores = Evaluate(test, func(e Example) float64 { return float64(m.forward(e.Row, a)) })
 	res.Popularity = Evaluate(test, Popularity(train))
@@ -72,7 +52,23 @@ func Fit(meta *modelrt.Metadata, ex []Example, o FitOptions, out io.Writer) (*Lo
 		"logged_auc": round(res.Scores.AUC), "logged_ndcg_at_10": round(res.Scores.NDCG10), "logged_recall_at_10": round(res.Scores.Recall10),
 		"logged_popularity_auc": round(res.Popularity.AUC), "logged_popularity_ndcg_at_10": round(res.Popularity.NDCG10),
 	})
+	fmt.Fprintf(out, "ranker on every logged row: %d\n", len(ex))
+	rows, labels, groups = loggedRows(ex)
+	res.Model, _ = trainRanker(meta, rows, labels, groups, o, out)
 	return res, nil
+}
+
+// loggedRows lays examples out for trainRanker: a copy of their rows,
+// their labels, and a group per served list (a run of one request id).
+func loggedRows(ex []Example) (rows, labels []float32, groups []int) {
+	for i, e := range ex {
+		if i == 0 || e.RequestID != ex[i-1].RequestID {
+			groups = append(groups, i)
+		}
+		rows = append(rows, e.Row...)
+		labels = append(labels, e.Label)
+	}
+	return rows, labels, append(groups, len(ex))
 }
 
 func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }

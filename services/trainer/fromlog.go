@@ -58,7 +58,7 @@ func FromLog(ctx context.Context, brokers []string, meta *modelrt.Metadata, out 
 			if clicked[r.GetRequestId()+"\x1f"+it.GetItemId()] {
 				label = 1
 			}
-			ex = append(ex, Example{UserID: r.GetUserId(), ItemID: it.GetItemId(), Row: it.GetFeatures(), Label: label, Time: r.GetServedAt().AsTime()})
+			ex = append(ex, Example{UserID: r.GetUserId(), ItemID: it.GetItemId(), RequestID: r.GetRequestId(), Row: it.GetFeatures(), Label: label, Time: r.GetServedAt().AsTime()})
 		}
 	}); err != nil {
 		return nil, err
