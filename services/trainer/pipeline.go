@@ -606,6 +606,9 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		if s == retrieval.SignalHistory || s == retrieval.SignalClicked || strings.HasSuffix(s, retrieval.RelativeSuffix) {
 			continue // the same for every item of a user, or the same order as its raw signal
 		}
+		if len(variants) == 1 && (s == retrieval.SignalLiked || s == retrieval.SignalLikedRecent || s == retrieval.SignalLikedRate) {
+			continue // every interaction is liked: nothing to tell
+		}
 		r.Baselines = append(r.Baselines, Baseline{Name: "signal:" + s, Metrics: evaluation.Evaluate(train, test, signalScorer(p.Index, train, s))})
 	}
 	return r, nil
