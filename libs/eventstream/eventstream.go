@@ -92,6 +92,7 @@ func ToStore(e *feedbackv1.Event) featurestore.Event {
 	return featurestore.Event{
 		ID: e.GetEventId(), Kind: kind, UserID: e.GetUserId(), ItemID: e.GetItemId(), Time: e.GetEventTime().AsTime(),
 		ExperimentID: e.GetExperimentId(), Arm: e.GetArm(), ModelVersion: e.GetModelVersion(),
+		FeaturesDegraded: e.GetFeaturesDegraded(), ModelFallback: e.GetModelFallback(), ServerLatency: e.GetServerLatency().AsDuration(),
 	}
 }
 

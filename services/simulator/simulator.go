@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
@@ -244,8 +245,11 @@ func session(ctx context.Context, cl Clients, w *trainer.World, size int, rng *r
 		if !ok {
 			continue
 		}
+		// The serving flags go back with the events: the experiment
+		// report's guardrails compare arms on them.
 		base := &feedbackv1.Event{UserId: u.ID, ItemId: it.GetItemId(), RequestId: resp.GetRequestId(), ModelVersion: resp.GetModelVersion(),
-			ExperimentId: resp.GetExperimentId(), Arm: resp.GetArm(), EventTime: now, Position: it.GetPosition()}
+			ExperimentId: resp.GetExperimentId(), Arm: resp.GetArm(), EventTime: now, Position: it.GetPosition(),
+			FeaturesDegraded: resp.GetFeaturesDegraded(), ModelFallback: resp.GetModelFallback(), ServerLatency: resp.GetServerLatency()}
 		evs = append(evs, withType(base, fmt.Sprintf("%s-%d-i", id, it.GetPosition()), feedbackv1.EventType_EVENT_TYPE_IMPRESSION))
 		if rng.Float64() < w.ClickProbability(u, wi, int(it.GetPosition()), time.Now()) {
 			evs = append(evs, withType(base, fmt.Sprintf("%s-%d-c", id, it.GetPosition()), feedbackv1.EventType_EVENT_TYPE_CLICK))
@@ -262,8 +266,9 @@ func session(ctx context.Context, cl Clients, w *trainer.World, size int, rng *r
 }
 
 func withType(base *feedbackv1.Event, id string, t feedbackv1.EventType) *feedbackv1.Event {
-	return &feedbackv1.Event{EventId: id, Type: t, UserId: base.UserId, ItemId: base.ItemId, RequestId: base.RequestId,
-		ModelVersion: base.ModelVersion, ExperimentId: base.ExperimentId, Arm: base.Arm, EventTime: base.EventTime, Position: base.Position}
+	e := proto.Clone(base).(*feedbackv1.Event)
+	e.EventId, e.Type = id, t
+	return e
 }
 
 // Print writes the report.

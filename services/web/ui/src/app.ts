@@ -84,6 +84,9 @@ function event(type: EventType, itemId: string, position: number) {
     eventId: eventId(type === EventType.CLICK ? "c" : "i", itemId), type, userId: currentUser, itemId, position,
     requestId: current?.requestId ?? "", modelVersion: current?.modelVersion ?? "", experimentId: current?.experimentId ?? "",
     arm: current?.arm ?? "", eventTime: timestampNow(),
+    // The serving flags go back with the event for the report's guardrails.
+    featuresDegraded: current?.featuresDegraded ?? false, modelFallback: current?.modelFallback ?? false,
+    serverLatency: current?.serverLatency,
   });
 }
 
