@@ -225,6 +225,12 @@ bench: ort ## every benchmark, then the budget table (also in .cache/bench/)
 run: ort ui ## the whole platform in one process; web UI and edge on http://localhost:8080
 	go run ./services/local/cmd/recsys $(ARGS)
 
+DATA ?=
+.PHONY: eval
+eval: ## evaluate the served pipeline on DATA (a folder of MovieLens-format files) over the whole catalogue, beside popularity, item-kNN and EASE; publishes nothing
+	@if [ -z "$(DATA)" ]; then echo "usage: make eval DATA=<folder with u.data + u.item, or ratings.csv + movies.csv>"; exit 2; fi
+	go run ./services/trainer/cmd/trainer -movielens "$(DATA)" -eval-only $(ARGS)
+
 .PHONY: scenario
 scenario: ort ## the closed loop in one process: traffic, retrain from the logs, 50/50 experiment, report
 	go test -count=1 -run TestClosedLoop -v ./services/simulator/
