@@ -82,7 +82,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "experiment JSON (id, salt, arms with model_version and weight); empty: one arm, the newest model")
 	fs.StringVar(&c.UserFeatures, "userfeatures-addr", "localhost:9091", "user feature service gRPC address")
 	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", "localhost:9092", "item feature service gRPC address")
-	fs.DurationVar(&c.FeatureTimeout, "feature-timeout", 50*time.Millisecond, "deadline of feature fetches; past it the ranking uses defaults")
+	// Generous: a missed deadline costs the user their history (retrieval
+	// falls back to trending), far worse than a slow answer on a busy host.
+	fs.DurationVar(&c.FeatureTimeout, "feature-timeout", 200*time.Millisecond, "deadline of feature fetches; past it the ranking uses defaults")
 	q := retrieval.DefaultQuotas()
 	fs.IntVar(&c.Quotas.ItemToItem, "retrieval-item2item", q.ItemToItem, "Recommend: candidates from the neighbours of the user's history")
 	fs.IntVar(&c.Quotas.Embedding, "retrieval-embedding", q.Embedding, "Recommend: candidates nearest to the user's embedding")
