@@ -480,6 +480,21 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+// overCap is HistoryLength+5 events like e on distinct items, a second
+// apart, and the items of the newest HistoryLength, newest first.
+func overCap(e Event) (events []Event, newest []string) {
+	events = make([]Event, HistoryLength+5)
+	for i := range events {
+		events[i] = e
+		events[i].ID, events[i].ItemID, events[i].Time = fmt.Sprintf("e%d", i), fmt.Sprintf("i%04d", i), t0.Add(time.Duration(i)*time.Second)
+	}
+	newest = make([]string, HistoryLength)
+	for i := range newest {
+		newest[i] = events[len(events)-1-i].ItemID
+	}
+	return events, newest
+}
+
 // TestHistoryCap applies more consumptions than a history keeps, in no
 // particular order, and expects the newest HistoryLength.
 func TestHistoryCap(t *testing.T) {
@@ -488,14 +503,7 @@ func TestHistoryCap(t *testing.T) {
 	}
 	forBackends(t, append(backends, perPart), t0.Add(time.Hour), func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		events := make([]Event, HistoryLength+5)
-		for i := range events {
-			events[i] = Event{ID: fmt.Sprintf("r%d", i), Kind: Impression, Consumed: true, UserID: "u1", ItemID: fmt.Sprintf("i%04d", i), Time: t0.Add(time.Duration(i) * time.Second)}
-		}
-		want := make([]string, HistoryLength)
-		for i := range want {
-			want[i] = events[len(events)-1-i].ItemID
-		}
+		events, want := overCap(Event{Kind: Impression, Consumed: true, UserID: "u1"})
 		rand.New(rand.NewPCG(3, 4)).Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 		for _, pass := range []string{"applied", "applied again"} {
 			res, err := s.ApplyEvents(ctx, events)
@@ -525,14 +533,7 @@ func TestClickedAndRecentClicks(t *testing.T) {
 	}
 	forBackends(t, append(backends, perPart), t0.Add(time.Hour), func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := context.Background()
-		events := make([]Event, HistoryLength+5)
-		for i := range events {
-			events[i] = Event{ID: fmt.Sprintf("c%d", i), Kind: Click, UserID: "u1", ItemID: fmt.Sprintf("i%04d", i), Time: t0.Add(time.Duration(i) * time.Second)}
-		}
-		want := make([]string, HistoryLength)
-		for i := range want {
-			want[i] = events[len(events)-1-i].ItemID
-		}
+		events, want := overCap(Event{Kind: Click, UserID: "u1"})
 		if _, err := s.ApplyEvents(ctx, events); err != nil {
 			t.Fatal(err)
 		}
