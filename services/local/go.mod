@@ -3,6 +3,7 @@ module github.com/recsys/recsys/services/local
 go 1.26.0
 
 require (
+	github.com/recsys/recsys/gen v0.0.0
 	github.com/recsys/recsys/libs v0.0.0
 	github.com/recsys/recsys/services/featurecompute v0.0.0
 	github.com/recsys/recsys/services/feedback v0.0.0
@@ -13,6 +14,7 @@ require (
 	github.com/recsys/recsys/services/userfeatures v0.0.0
 	github.com/recsys/recsys/services/web v0.0.0
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -34,7 +36,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/recsys/recsys/gen v0.0.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/rs/cors v1.7.0 // indirect
 	github.com/segmentio/kafka-go v0.4.51 // indirect
@@ -58,9 +59,9 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	nhooyr.io/websocket v1.8.6 // indirect
 )
 
