@@ -63,7 +63,7 @@ async function recommend() {
       li.dataset.item = it.itemId;
       li.innerHTML = `<span class="pos">${it.position + 1}</span><span class="title"></span><span class="cat"></span><span class="score">${it.score.toFixed(3)}</span>`;
       li.querySelector(".title")!.textContent = it.title || it.itemId;
-      li.querySelector(".cat")!.textContent = it.categories[0] ?? "";
+      li.querySelector(".cat")!.textContent = [it.categories[0], it.source].filter(Boolean).join(" · ");
       li.addEventListener("click", () => click(it.itemId, it.position, li));
       list.appendChild(li);
     }
