@@ -266,7 +266,7 @@ func TestFirstModel(t *testing.T) {
 		if spec.RestartPolicy == corev1.RestartPolicyAlways || job.Spec.BackoffLimit == nil {
 			t.Errorf("%s: Job %s: restartPolicy %s, backoffLimit %v", b, firstModel, spec.RestartPolicy, job.Spec.BackoffLimit)
 		}
-		if job.Spec.Template.Annotations["sidecar.istio.io/inject"] != "false" {
+		if job.Spec.Template.Labels["sidecar.istio.io/inject"] != "false" {
 			t.Errorf("%s: Job %s gets an Istio sidecar; it needs no network, and a sidecar would keep the finished pod alive", b, firstModel)
 		}
 		need := *job.Spec.ActiveDeadlineSeconds + warmSeconds
