@@ -33,9 +33,8 @@ type ScenarioResult struct {
 	// AA ran the control model in both arms: any difference it finds is
 	// chance (or a broken pipeline).
 	AA *feedbackv1.GetExperimentReportResponse
-	// AB ran control against treatment: two models trained on the same
-	// log with the same settings, whose rankers learned from different
-	// rows (Scenario).
+	// AB ran control against treatment: the same ranker, trained on the
+	// platform's log, with and without the retrieval stage (Scenario).
 	AB *feedbackv1.GetExperimentReportResponse
 	// Control and Treatment are the two versions.
 	Control, Treatment string
@@ -55,14 +54,15 @@ func WriteExperiment(path string, c *experiment.Config) error {
 }
 
 // Scenario seeds the world, simulates traffic on the serving model, and
-// trains two models from that same log with the same settings, which
-// differ only in what the closed loop claims: the treatment's ranker
-// learns from the feature rows serving logged with every ranking, joined
-// with the clicks (trainer -from-log); the control's from rows the
-// trainer reconstructs offline from the clicks alone. Both get the same
-// retrieval index. It then runs an A/A experiment (the control model in
-// both arms, 50/50) and the A/B experiment (control against treatment,
-// 50/50), and returns both reports, analysed at the user level.
+// retrains from the platform's own logs (trainer -from-log: a retrieval
+// index from the clicks, a ranker from the feature rows serving logged,
+// joined with the clicks). Two versions come out of that one training,
+// differing only in what the platform claims matters: the treatment is
+// the whole pipeline; the control is the same ranker without its
+// retrieval index, so its candidates are the trending lists. It then runs
+// an A/A experiment (the control in both arms, 50/50) and the A/B
+// experiment (control against treatment, 50/50), and returns both
+// reports, analysed at the user level.
 func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) (*ScenarioResult, error) {
 	w := trainer.NewWorld(c.Sim.WorldSeed, c.Sim.Users, c.Sim.Items)
 	fmt.Fprintln(out, "== seeding the world")
@@ -87,7 +87,7 @@ func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) 
 
 	time.Sleep(2 * time.Second) // let the served-ranking log flush
 	stamp := time.Now().UTC().Format("20060102-150405")
-	res := &ScenarioResult{Control: "v" + stamp + "-reconstructed", Treatment: "v" + stamp + "-logged"}
+	res := &ScenarioResult{Control: "v" + stamp + "-trending", Treatment: "v" + stamp + "-retrieval"}
 	epochs, dim := c.Epochs, c.Dim
 	if epochs == 0 {
 		epochs = 5
@@ -95,13 +95,16 @@ func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) 
 	if dim == 0 {
 		dim = 16
 	}
-	fmt.Fprintf(out, "== training %s on the log: ranker on the logged feature rows\n", res.Treatment)
-	if _, err := trainer.Train(ctx, trainer.Config{ModelRoot: c.ModelRoot, ModelName: c.ModelName, Version: res.Treatment, FromLog: true,
-		Kafka: c.Kafka, Epochs: epochs, Dim: dim, WorldSeed: c.Sim.WorldSeed, MaxSamples: 2_000_000}, out); err != nil {
+	fmt.Fprintf(out, "== training %s on the log: retrieval index from the clicks, ranker on the logged feature rows\n", res.Treatment)
+	trained, err := trainer.Train(ctx, trainer.Config{ModelRoot: c.ModelRoot, ModelName: c.ModelName, Version: res.Treatment, FromLog: true,
+		Kafka: c.Kafka, Epochs: epochs, Dim: dim, WorldSeed: c.Sim.WorldSeed, MaxSamples: 2_000_000}, out)
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "== training %s on the same log: ranker on rows reconstructed from the clicks\n", res.Control)
-	if err := trainReconstructed(ctx, c, res.Control, epochs, dim, out); err != nil {
+	fmt.Fprintf(out, "== publishing %s: the same ranker without the retrieval index (trending candidates)\n", res.Control)
+	meta := trainer.RankerMetadata(c.ModelName, res.Control)
+	meta.CreatedAt = time.Now().UTC()
+	if err := trainer.Publish(c.ModelRoot, meta, trained.Pipeline.Model, nil); err != nil {
 		return nil, err
 	}
 
@@ -120,29 +123,6 @@ func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) 
 		return nil, err
 	}
 	return res, nil
-}
-
-// trainReconstructed publishes version trained as trainer -from-log does
-// (the same clicks, index, options and seed), keeping the ranker the
-// pipeline fits on rows it reconstructs offline instead of replacing it
-// with one fitted on the logged rows.
-func trainReconstructed(ctx context.Context, c ScenarioConfig, version string, epochs, dim int, out io.Writer) error {
-	d, err := trainer.ClicksFromLog(ctx, c.Kafka, out)
-	if err != nil {
-		return err
-	}
-	o := trainer.DefaultPipeline()
-	o.Fit.Train.Epochs, o.Dim = epochs, dim
-	if c.Sim.WorldSeed != 0 {
-		o.Seed = c.Sim.WorldSeed
-	}
-	meta := trainer.RankerMetadata(c.ModelName, version)
-	p, err := trainer.FitPipeline(d, meta, o, out)
-	if err != nil {
-		return err
-	}
-	meta.CreatedAt = time.Now().UTC()
-	return trainer.Publish(c.ModelRoot, meta, p.Model, p.Index)
 }
 
 // runExperiment starts experiment exp (rewriting the experiment file),

@@ -20,22 +20,20 @@ func DefaultFit() FitOptions {
 	return FitOptions{Dim: 8, H1: 32, H2: 16, Holdout: 0.2, Train: TrainOptions{Epochs: 3, BatchSize: 256, LR: 0.005, Seed: 1}}
 }
 
-// LogFit is a ranker trained on logged rows, with its evaluation on the
+// LogFit is the evaluation of a ranker trained on logged rows, on the
 // latest logged impressions.
 type LogFit struct {
-	Model               *Model // trained on every logged row
 	Meta                *modelrt.Metadata
 	Scores, Popularity  Metrics // on the latest rows: a ranker trained on the earlier ones, and the baseline
 	TrainRows, TestRows int
 }
 
-// Fit trains the ranker on logged examples (in time order), as
-// trainRanker does, each served list a group: clicked items are trained
-// to score above the items shown beside them. It first trains on the
-// earlier part and evaluates on the latest part over the impressions that
-// were shown — a measure of the ranker among what was served, not of the
-// whole pipeline, so its metrics are named logged_* in metadata.json —
-// then trains the published ranker on every row. Progress goes to out.
+// Fit trains a ranker on the earlier part of logged examples (in time
+// order), as trainRanker does, each served list a group: clicked items
+// are trained to score above the items shown beside them. It evaluates it
+// on the latest part over the impressions that were shown — a measure of
+// a ranker among what was served, not of the whole pipeline, so its
+// metrics are named logged_* in metadata.json. Progress goes to out.
 func Fit(meta *modelrt.Metadata, ex []Example, o FitOptions, out io.Writer) (*LogFit, error) {
 	train, test := split(ex, o.Holdout)
 	if len(train) == 0 || len(test) == 0 {
@@ -52,9 +50,6 @@ func Fit(meta *modelrt.Metadata, ex []Example, o FitOptions, out io.Writer) (*Lo
 		"logged_auc": round(res.Scores.AUC), "logged_ndcg_at_10": round(res.Scores.NDCG10), "logged_recall_at_10": round(res.Scores.Recall10),
 		"logged_popularity_auc": round(res.Popularity.AUC), "logged_popularity_ndcg_at_10": round(res.Popularity.NDCG10),
 	})
-	fmt.Fprintf(out, "ranker on every logged row: %d\n", len(ex))
-	rows, labels, groups = loggedRows(ex)
-	res.Model, _ = trainRanker(meta, rows, labels, groups, o, out)
 	return res, nil
 }
 

@@ -25,6 +25,9 @@ type PipelineOptions struct {
 	Quotas       retrieval.Quotas
 	Fit          FitOptions
 	Seed         uint64
+	// Logged are rows serving scored, joined with clicks (-from-log): the
+	// ranker learns from them too, each served list a group.
+	Logged []Example
 }
 
 // DefaultPipeline is what the trainer uses unless told otherwise.
@@ -187,6 +190,14 @@ func FitPipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOptions, 
 	done = step("ranker rows from the inner split's candidates")
 	inner := buildIndex(fit, nbs, liked, o)
 	rows, labels, groups := rankerRows(inner, fit, val, meta, o.Quotas)
+	if len(o.Logged) > 0 {
+		lr, ll, lg := loggedRows(o.Logged)
+		for _, g := range lg[1:] {
+			groups = append(groups, len(labels)+g)
+		}
+		rows, labels = append(rows, lr...), append(labels, ll...)
+		fmt.Fprintf(out, "  ranker: and %d logged rows\n", len(ll))
+	}
 	done()
 	if len(labels) == 0 {
 		return nil, fmt.Errorf("no user has a relevant interaction in the latest %.0f%% of their history: nothing to train the ranker on", o.Holdout*100)

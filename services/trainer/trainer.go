@@ -155,12 +155,10 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if cfg.EvalOnly {
 		return res, nil
 	}
-	fmt.Fprintf(out, "fitting %s %s on all the data\n", cfg.ModelName, version)
-	if res.Pipeline, err = FitPipeline(d, meta, o, out); err != nil {
-		return nil, err
-	}
 	if cfg.FromLog {
-		// The ranker learns from exactly the rows serving scored.
+		// The ranker also learns from exactly the rows serving scored,
+		// each served list a group, beside the candidates it draws itself
+		// (the logged rows alone cover only what the old ranking showed).
 		ex, err := FromLog(ctx, cfg.Kafka, meta, out)
 		if err != nil {
 			return nil, err
@@ -172,8 +170,12 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Pipeline.Model = logged.Model
 		logged.Table(out)
+		o.Logged = ex
+	}
+	fmt.Fprintf(out, "fitting %s %s on all the data\n", cfg.ModelName, version)
+	if res.Pipeline, err = FitPipeline(d, meta, o, out); err != nil {
+		return nil, err
 	}
 	meta.Metrics = mergeMetrics(meta.Metrics, rep.Metrics())
 	meta.Training = span(d)
