@@ -265,7 +265,7 @@ chaos: ort ## long fault runs: 200k events through 10 SIGKILLs of featurecompute
 	  -run 'SIGKILL|SIGTERM|TestRedis|Deadline|ExactlyOnce|Rebuild' ./services/featurecompute/ ./services/userfeatures/ ./services/ranking/
 
 .PHONY: canary-weight
-canary-weight: ## set the ranking canary weight in istio/ (make canary-weight WEIGHT=25), then kubectl apply -k istio
+canary-weight: ## set the treatment arm's share in deploy/base/experiment.json (make canary-weight WEIGHT=25), then kubectl apply -k deploy/overlays/dev
 	deploy/set-canary-weight.sh $(WEIGHT)
 
 # make certs makes a new CA every time; make up makes one only when there is

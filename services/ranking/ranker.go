@@ -128,8 +128,8 @@ type assignment struct {
 }
 
 // assign applies the sticky assignment and the request's overrides: the
-// x-recsys-arm and x-model-version headers (an Istio route for a canary
-// subset sets them) and the request's own model_version.
+// x-recsys-arm and x-model-version headers (callers inside the mesh; the
+// gateway strips them) and the request's own model_version.
 func (r *Ranker) assign(ctx context.Context, userID, pinned string) (assignment, error) {
 	exp := r.exp.Load()
 	a := assignment{exp: exp, arm: exp.Assign(userID), version: pinned}

@@ -34,7 +34,8 @@ const (
 // RankingService ranks items for a user.
 //
 // The request headers x-recsys-arm and x-model-version override the sticky
-// experiment assignment (an Istio route sets them for a canary subset).
+// experiment assignment for callers inside the mesh (the gateway strips
+// them from outside requests).
 type RankingServiceClient interface {
 	// Rank scores the given candidates for the user and returns them best
 	// first.
@@ -79,7 +80,8 @@ func (c *rankingServiceClient) Recommend(ctx context.Context, in *RecommendReque
 // RankingService ranks items for a user.
 //
 // The request headers x-recsys-arm and x-model-version override the sticky
-// experiment assignment (an Istio route sets them for a canary subset).
+// experiment assignment for callers inside the mesh (the gateway strips
+// them from outside requests).
 type RankingServiceServer interface {
 	// Rank scores the given candidates for the user and returns them best
 	// first.

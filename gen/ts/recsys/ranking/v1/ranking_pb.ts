@@ -616,7 +616,8 @@ export const ModelStateSchema: GenEnum<ModelState> = /*@__PURE__*/
  * RankingService ranks items for a user.
  *
  * The request headers x-recsys-arm and x-model-version override the sticky
- * experiment assignment (an Istio route sets them for a canary subset).
+ * experiment assignment for callers inside the mesh (the gateway strips
+ * them from outside requests).
  *
  * @generated from service recsys.ranking.v1.RankingService
  */
