@@ -85,8 +85,8 @@ var shared = map[string]bool{"redis": true, "kafka": true}
 
 // The demo world of make run: small enough to train in seconds.
 const (
-	worldUsers    = 1000
-	worldItems    = 400
+	worldUsers        = 1000
+	worldItems        = 400
 	worldInteractions = 30000
 )
 

@@ -470,10 +470,10 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 type candidates struct {
 	ids      []string
 	source   map[string]retrieval.Source
-	signals  map[string][]float32 // per ids, for the model's retrieval.* features
+	signals  map[string][]float32  // per ids, for the model's retrieval.* features
 	user     *featurev1.FeatureSet // nil when the user service failed
-	degraded bool                 // a feature call failed
-	fallback bool                 // no retrieval index: trending lists only
+	degraded bool                  // a feature call failed
+	fallback bool                  // no retrieval index: trending lists only
 }
 
 // retrieve reads the user's features (the model's, and the history and

@@ -26,8 +26,8 @@ import (
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/modelrt"
-	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
+	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/serving"
 )
 

@@ -15,9 +15,9 @@ type Interaction struct {
 // Example is one training row of the ranker.
 type Example struct {
 	UserID, ItemID, RequestID string
-	Row            []float32
-	Label          float32
-	Time           time.Time
+	Row                       []float32
+	Label                     float32
+	Time                      time.Time
 }
 
 // split divides examples (in time order) at the given fraction: the
