@@ -61,9 +61,10 @@ async function recommend() {
     for (const it of resp.items) {
       const li = document.createElement("li");
       li.dataset.item = it.itemId;
-      li.innerHTML = `<span class="pos">${it.position + 1}</span><span class="title"></span><span class="cat"></span><span class="score">${it.score.toFixed(3)}</span>`;
+      li.innerHTML = `<span class="pos">${it.position + 1}</span><span class="title"></span><span class="cat"></span><span class="source"></span><span class="score">${it.score.toFixed(3)}</span>`;
       li.querySelector(".title")!.textContent = it.title || it.itemId;
-      li.querySelector(".cat")!.textContent = [it.categories[0], it.source].filter(Boolean).join(" · ");
+      li.querySelector(".cat")!.textContent = it.categories[0] ?? "";
+      li.querySelector(".source")!.textContent = it.source;
       li.addEventListener("click", () => click(it.itemId, it.position, li));
       list.appendChild(li);
     }
@@ -196,7 +197,7 @@ async function refreshModels() {
     const body = document.querySelector("#models tbody")!;
     body.replaceChildren(...r.models.map((m) => {
       const tr = document.createElement("tr");
-      for (const cell of [m.version, ModelState[m.state].replace("MODEL_STATE_", "").toLowerCase(), m.provider, m.metrics["auc"]?.toFixed(3) ?? ""]) {
+      for (const cell of [m.version, ModelState[m.state].replace("MODEL_STATE_", "").toLowerCase(), m.provider, m.metrics["ndcg_at_10"]?.toFixed(3) ?? "", m.metrics["ease_ndcg_at_10"]?.toFixed(3) ?? ""]) {
         const td = document.createElement("td");
         td.textContent = cell;
         tr.appendChild(td);
