@@ -184,7 +184,7 @@ func TestMeshNeverPicksAnArm(t *testing.T) {
 }
 
 // internalMethods are the RPCs that stay inside: raw inference, the model
-// list and experiment reports (DESIGN.md §7).
+// list and experiment reports (docs/architecture.md, "Rollout: arms, subsets and the mesh").
 var internalMethods = []string{
 	"recsys.ranking.v1.InferenceService.*",
 	"recsys.ranking.v1.ModelService.*",

@@ -442,7 +442,7 @@ func TestPeerAuthentication(t *testing.T) {
 
 // TestAuthorization: deny by default, every principal is a service account
 // that exists (or a named mesh identity), every method path is a real gRPC
-// method, and the policies grant what DESIGN.md §8 allows and no more: web
+// method, and the policies grant what docs/architecture.md ("Rollout: arms, subsets and the mesh") allows and no more: web
 // calls only ranking and feedback, ranking only reads features, nobody
 // upserts through the feature services (the batch jobs write Redis), and
 // every caller a rule names really makes the call.

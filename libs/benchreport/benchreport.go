@@ -1,5 +1,5 @@
 // Package benchreport turns `go test -bench` output into the table of
-// DESIGN.md §10's budgets: each measured value, its target, and the bare
+// budgets (docs/architecture.md, "Budgets"): each measured value, its target, and the bare
 // part it is compared with in the same run.
 package benchreport
 
@@ -54,7 +54,7 @@ type Budget struct {
 	BareLabel string
 }
 
-// Budgets are DESIGN.md §10's, as the benchmarks report them.
+// Budgets are the platform's (docs/architecture.md, "Budgets"), as the benchmarks report them.
 var Budgets = []Budget{
 	{What: "Rank p99, 500 candidates, live features (ms)", Bench: "BenchmarkRank500", Unit: "rank-p99-ms", Max: 10, BareUnit: "bare-ort-p50-ms", BareLabel: "bare ONNX Runtime p50 (ms)"},
 	{What: "Redis round trips per Rank", Bench: "BenchmarkRank500", Unit: "redis-trips/req", Max: 2},

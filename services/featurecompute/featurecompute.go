@@ -1,4 +1,4 @@
-// Package featurecompute is the stream processor (DESIGN.md §5): a Kafka
+// Package featurecompute is the stream processor (docs/architecture.md, "The stream processor"): a Kafka
 // consumer group on the feedback events that folds each event into the
 // real-time features and experiment counters in Redis.
 //
@@ -36,7 +36,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports (DESIGN.md §8).
+// Default ports (docs/architecture.md, "Services, contracts and ports").
 const (
 	DefaultGRPCPort = 9095
 	DefaultHTTPPort = 8095

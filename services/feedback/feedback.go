@@ -1,5 +1,5 @@
 // Package feedback records user feedback into the event stream and reports
-// experiments (DESIGN.md §3, §7).
+// experiments (docs/architecture.md, "Experiments and their statistics").
 //
 // RecordEvents validates the whole batch first (limits in
 // libs/eventstream), then writes every event to Kafka keyed by user id and
@@ -41,7 +41,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports (DESIGN.md §8).
+// Default ports (docs/architecture.md, "Services, contracts and ports").
 const (
 	DefaultGRPCPort = 9094
 	DefaultHTTPPort = 8094

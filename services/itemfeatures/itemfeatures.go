@@ -1,5 +1,5 @@
 // Package itemfeatures serves item features and trending items from the
-// Redis feature store (DESIGN.md §3–4).
+// Redis feature store (docs/architecture.md, "Features").
 package itemfeatures
 
 import (
@@ -13,7 +13,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports (DESIGN.md §8).
+// Default ports (docs/architecture.md, "Services, contracts and ports").
 const (
 	DefaultGRPCPort = 9092
 	DefaultHTTPPort = 8092

@@ -1,6 +1,6 @@
 // Package local runs the whole platform in one process for make run: every
 // service on its own default port, and the web UI with the local edge on
-// :8080 (DESIGN.md §8).
+// :8080 (docs/architecture.md, "Services, contracts and ports").
 //
 // Each service keeps its own flags under its name: -ranking.grpc-addr,
 // environment RECSYS_RANKING_GRPC_ADDR.

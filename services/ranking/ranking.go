@@ -1,5 +1,7 @@
-// Package ranking ranks items for users with ONNX models (DESIGN.md §3, §6,
-// §7): Rank and Recommend, raw Predict, and ListModels over the model
+// Package ranking ranks items for users with ONNX models
+// (docs/architecture.md, "Retrieval", "Models and their evaluation" and
+// "Rollout: arms, subsets and the mesh"): Rank and Recommend, raw
+// Predict, and ListModels over the model
 // registry; sticky experiment arms; and the feature log of what was served.
 //
 // Features come from the user and item feature services over gRPC, in
@@ -37,7 +39,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports (DESIGN.md §8).
+// Default ports (docs/architecture.md, "Services, contracts and ports").
 const (
 	DefaultGRPCPort = 9093
 	DefaultHTTPPort = 8093

@@ -16,7 +16,7 @@ import (
 	"github.com/recsys/recsys/services/trainer"
 )
 
-// ScenarioConfig is the closed loop of DESIGN.md §1, end to end.
+// ScenarioConfig is the closed loop (docs/architecture.md, "The loop"), end to end.
 type ScenarioConfig struct {
 	Sim            Config
 	ModelRoot      string   // the ranking service's -model-root

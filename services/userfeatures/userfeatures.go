@@ -1,5 +1,5 @@
 // Package userfeatures serves user features from the Redis feature store
-// (DESIGN.md §3–4): profiles ingested in batch and the real-time features
+// (docs/architecture.md, "Features"): profiles ingested in batch and the real-time features
 // the stream processor writes.
 package userfeatures
 
@@ -14,7 +14,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports (DESIGN.md §8).
+// Default ports (docs/architecture.md, "Services, contracts and ports").
 const (
 	DefaultGRPCPort = 9091
 	DefaultHTTPPort = 8091

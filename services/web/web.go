@@ -1,5 +1,5 @@
 // Package web serves the browser UI and, as the local edge, mounts every
-// service's REST API and gRPC-Web under one origin (DESIGN.md §8): REST
+// service's REST API and gRPC-Web under one origin (docs/architecture.md, "Services, contracts and ports"): REST
 // through a grpc-gateway that calls each service over gRPC, gRPC-Web by
 // passing each service's calls on to its HTTP port.
 //
@@ -26,7 +26,7 @@ import (
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Default ports: 8080 for the UI and edge (DESIGN.md §8); 9090 serves gRPC
+// Default ports: 8080 for the UI and edge (docs/architecture.md, "Services, contracts and ports"); 9090 serves gRPC
 // health for probes.
 const (
 	DefaultGRPCPort = 9090
