@@ -30,7 +30,7 @@ try {
   await page.waitForFunction(([cat, old]) => {
     const el = document.querySelector(`#affinity .bar[data-category="${cat}"]`);
     return el && parseFloat(el.lastElementChild.textContent) > (old[cat] || 0);
-  }, [category, before], { timeout: 5000 });
+  }, [category, before], { timeout: 30000 }); // generous: the time it took is reported, not asserted
   const visibleAfter = Date.now() - clickedAt;
 
   await page.waitForSelector("#experiment .arm", { timeout: 15000 });
