@@ -36,6 +36,9 @@ type Config struct {
 	// limit); RateBurst how many it may make at once.
 	RateLimit float64
 	RateBurst int
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For hops
+	// name the client (default none: the peer is the client).
+	TrustedProxies config.StringList
 	// PprofAddr serves net/http/pprof there; it must be a loopback address.
 	PprofAddr string
 }
@@ -53,6 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
 	c.TLS.RegisterFlags(fs)
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per client (0: no limit); beyond it calls get ResourceExhausted / HTTP 429")
 	fs.IntVar(&c.RateBurst, "rate-burst", 100, "requests a client may make at once under -rate-limit")
+	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For hops name the client, for -rate-limit (default none: the connecting peer is the client)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve pprof on this loopback address (e.g. 127.0.0.1:6060); empty: off")
 }
 
@@ -78,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 || (c.RateLimit > 0 && c.RateBurst < 1) {
 		errs = append(errs, fmt.Errorf("-rate-limit %g / -rate-burst %d: want a non-negative rate and a positive burst", c.RateLimit, c.RateBurst))
+	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)

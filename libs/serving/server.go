@@ -99,7 +99,11 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 
 	unary := []grpc.UnaryServerInterceptor{rpc.unary(logger)}
 	if cfg.RateLimit > 0 {
-		unary = append(unary, newLimiter(cfg.RateLimit, cfg.RateBurst).unary())
+		trusted, err := ParseTrustedProxies(cfg.TrustedProxies)
+		if err != nil {
+			return nil, err
+		}
+		unary = append(unary, newLimiter(cfg.RateLimit, cfg.RateBurst, trusted, s.metrics).unary())
 	}
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -551,6 +553,104 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 		c.PprofAddr = addr
 		if err := c.Validate(); (err == nil) != ok {
 			t.Errorf("-pprof-addr %s: Validate = %v, want accepted %v", addr, err, ok)
+		}
+	}
+}
+
+// TestForgedForwardingHeaders: a client that forges a fresh
+// X-Forwarded-For on every call is still one client, over gRPC, gRPC-Web
+// and REST alike, unless it connects from a trusted proxy; refusals are
+// counted per protocol.
+func TestForgedForwardingHeaders(t *testing.T) {
+	call := map[string]func(t *testing.T, ts *testServer, forged string) bool{ // true: refused
+		"grpc": func(t *testing.T, ts *testServer, forged string) bool {
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forged, "x-real-ip", forged)
+			_, err := ts.client(t, ClientConfig{}).RecordEvents(ctx, events("u1"))
+			if err != nil && status.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("gRPC call: %v", err)
+			}
+			return err != nil
+		},
+		"grpc-web": func(t *testing.T, ts *testServer, forged string) bool {
+			code, msg := testenv.GRPCWebHeader(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"),
+				http.Header{"X-Forwarded-For": {forged}}, events("u1"), &feedbackv1.RecordEventsResponse{})
+			if code != codes.OK && code != codes.ResourceExhausted {
+				t.Fatalf("gRPC-Web call: %v %s", code, msg)
+			}
+			return code == codes.ResourceExhausted
+		},
+		"rest": func(t *testing.T, ts *testServer, forged string) bool {
+			req, _ := http.NewRequest(http.MethodPost, ts.url("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+			req.Header.Set("X-Forwarded-For", forged)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusTooManyRequests
+		},
+	}
+	for protocol, do := range call {
+		for _, tc := range []struct {
+			name    string
+			trusted []string
+			refused bool
+		}{
+			{"untrusted peer", nil, true},
+			{"trusted proxy", []string{"127.0.0.0/8", "::1"}, false},
+		} {
+			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
+				ts := startServer(t, func(c *Config) { c.RateLimit, c.RateBurst, c.TrustedProxies = 1, 3, tc.trusted })
+				refused := 0
+				for i := range 10 {
+					if do(t, ts, fmt.Sprintf("203.0.113.%d", i+1)) {
+						refused++
+					}
+				}
+				if (refused > 0) != tc.refused {
+					t.Errorf("10 calls at 1/s, burst 3, each with a new forged X-Forwarded-For: %d refused, want refusals %v", refused, tc.refused)
+				}
+				if got := limitedCount(t, ts, protocol); got != float64(refused) {
+					t.Errorf("recsys_rate_limited_total{protocol=%q} = %v, want %d", protocol, got, refused)
+				}
+			})
+		}
+	}
+}
+
+func limitedCount(t *testing.T, ts *testServer, protocol string) float64 {
+	t.Helper()
+	mfs, err := ts.srv.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "recsys_rate_limited_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "protocol" && l.GetValue() == protocol {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestTrustedProxiesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want error
+	}{
+		{[]string{"10.0.0.0/8", "192.168.1.7", "::1", "fd00::/8"}, nil},
+		{[]string{"not-a-cidr"}, errors.New("")},
+		{[]string{"10.0.0.0/33"}, errors.New("")},
+	} {
+		_, err := ParseTrustedProxies(tc.in)
+		if (err != nil) != (tc.want != nil) {
+			t.Errorf("ParseTrustedProxies(%v) = %v, want an error %v", tc.in, err, tc.want != nil)
 		}
 	}
 }

@@ -20,6 +20,16 @@ import (
 // when set, is sent as the Origin header.
 func GRPCWeb(t *testing.T, url, origin string, req proto.Message, resp proto.Message) (codes.Code, string) {
 	t.Helper()
+	header := http.Header{}
+	if origin != "" {
+		header.Set("Origin", origin)
+	}
+	return GRPCWebHeader(t, url, header, req, resp)
+}
+
+// GRPCWebHeader is GRPCWeb with the request headers given.
+func GRPCWebHeader(t *testing.T, url string, header http.Header, req proto.Message, resp proto.Message) (codes.Code, string) {
+	t.Helper()
 	body, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +40,8 @@ func GRPCWeb(t *testing.T, url, origin string, req proto.Message, resp proto.Mes
 	hreq, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(frame))
 	hreq.Header.Set("Content-Type", "application/grpc-web+proto")
 	hreq.Header.Set("X-Grpc-Web", "1")
-	if origin != "" {
-		hreq.Header.Set("Origin", origin)
+	for k, v := range header {
+		hreq.Header[k] = v
 	}
 	hresp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
