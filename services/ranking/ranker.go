@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -614,6 +615,11 @@ func (r *Ranker) Predict(ctx context.Context, req *rankingv1.PredictRequest) (*r
 	}
 	if n/width > MaxCandidates {
 		return nil, status.Errorf(codes.InvalidArgument, "input_data: %d rows, at most %d", n/width, MaxCandidates)
+	}
+	for i, x := range req.GetInputData() {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, status.Errorf(codes.InvalidArgument, "input_data[%d]: %v is not a finite number (row %d, column %d)", i, x, i/width, i%width)
+		}
 	}
 	scores, err := v.Score(req.GetInputData(), nil)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,6 +223,13 @@ func TestRankAndPredictMatchTheReference(t *testing.T) {
 	}
 	if _, err := r.infer.Predict(context.Background(), &rankingv1.PredictRequest{InputData: rows[:5]}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Predict(5 floats, width 4) = %v, want InvalidArgument", err)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		in := slices.Clone(rows)
+		in[6] = bad
+		if _, err := r.infer.Predict(context.Background(), &rankingv1.PredictRequest{InputData: in}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "input_data[6]") {
+			t.Errorf("Predict with %v at index 6 = %v, want InvalidArgument naming input_data[6]", bad, err)
+		}
 	}
 	_, err = r.infer.Predict(context.Background(), &rankingv1.PredictRequest{InputData: rows, ModelVersion: "v9"})
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "v1") {
