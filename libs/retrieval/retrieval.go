@@ -179,7 +179,7 @@ type scratch struct {
 	touched, touchedLiked                  []int32
 	skip                                   []bool
 	user                                   []float32
-	hist, clicked                          []int32
+	hist, clicked, picked                  []int32
 	mark                                   []uint32 // positions: an item was seen in this stamp's list
 	stamp                                  uint32
 }
@@ -211,15 +211,15 @@ func (x *Index) Retrieve(u User, exclude func(id string) bool, q Quotas) Result 
 		x.userVector(s.embeddingBasis(), s.user)
 	}
 
+	// A proposed item is skipped from then on, like the user's own: each
+	// source proposes only what the sources before it did not.
 	allowed := func(i int32) bool { return !s.skip[i] && (exclude == nil || !exclude(x.Items[i])) }
-	var picked []int32
 	var sources []Source
-	taken := map[int32]bool{}
 	take := func(items []int32, src Source) {
 		for _, i := range items {
-			if !taken[i] {
-				taken[i] = true
-				picked = append(picked, i)
+			if !s.skip[i] {
+				s.skip[i] = true
+				s.picked = append(s.picked, i)
 				sources = append(sources, src)
 			}
 		}
@@ -231,10 +231,10 @@ func (x *Index) Retrieve(u User, exclude func(id string) bool, q Quotas) Result 
 			take(liked, ItemToItem)
 			rest -= len(liked)
 		}
-		take(topK(s.touched, s.i2i, rest, func(i int32) bool { return allowed(i) && !taken[i] }), ItemToItem)
+		take(topK(s.touched, s.i2i, rest, allowed), ItemToItem)
 	}
 	if q.Embedding > 0 && hasUser {
-		take(x.nearest(s, q.Embedding, func(i int32) bool { return allowed(i) && !taken[i] }), Embedding)
+		take(x.nearest(s, q.Embedding, allowed), Embedding)
 	}
 	if q.Trending > 0 {
 		var tr []int32
@@ -242,13 +242,14 @@ func (x *Index) Retrieve(u User, exclude func(id string) bool, q Quotas) Result 
 			if len(tr) == q.Trending {
 				break
 			}
-			if allowed(i) && !taken[i] {
+			if allowed(i) {
 				tr = append(tr, i)
 			}
 		}
 		take(tr, Trending)
 	}
 
+	picked := s.picked
 	res := Result{IDs: make([]string, len(picked)), Sources: sources, Signals: make(map[string][]float32, len(Signals))}
 	col := func(name string, f func(i int32) float32) {
 		v := make([]float32, len(picked))
@@ -498,13 +499,12 @@ func (x *Index) putScratch(s *scratch) {
 	for _, i := range s.touchedLiked {
 		s.liked[i], s.likedRecent[i] = 0, 0
 	}
-	for _, j := range s.hist {
-		s.skip[j] = false
+	for _, list := range [][]int32{s.hist, s.clicked, s.picked} {
+		for _, j := range list {
+			s.skip[j] = false
+		}
 	}
-	for _, j := range s.clicked {
-		s.skip[j] = false
-	}
-	s.touched, s.touchedLiked, s.hist, s.clicked = s.touched[:0], s.touchedLiked[:0], s.hist[:0], s.clicked[:0]
+	s.touched, s.touchedLiked, s.hist, s.clicked, s.picked = s.touched[:0], s.touchedLiked[:0], s.hist[:0], s.clicked[:0], s.picked[:0]
 	x.scratch.Put(s)
 }
 
