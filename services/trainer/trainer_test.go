@@ -99,10 +99,10 @@ func TestTrainOnMovieLensAndPublish(t *testing.T) {
 }
 
 // BenchmarkTrainWorld evaluates and fits the served pipeline on the
-// default generated world (1000 users, 400 items, about 18k clicks).
+// default generated world (1000 users, 400 items, 30,000 choices).
 func BenchmarkTrainWorld(b *testing.B) {
 	w := NewWorld(1, 1000, 400)
-	d := w.Data(w.Interactions(12000, 10, time.Now().Add(-Cycle), Cycle, 1))
+	d := w.Data(w.Consumption(30000, time.Now().Add(-Cycle), Cycle, 1))
 	for b.Loop() {
 		start := time.Now()
 		if _, err := EvaluatePipeline(d, RankerMetadata("ctr", "bench"), DefaultPipeline(), io.Discard); err != nil {

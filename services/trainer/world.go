@@ -193,23 +193,6 @@ func hashString(s string) uint64 {
 	return h
 }
 
-// Interactions simulates sessions: a random user is shown listSize random
-// items (random exposure, so the log is unbiased) and clicks by
-// ClickProbability; sessions are spread evenly from start over span.
-func (w *World) Interactions(sessions, listSize int, start time.Time, span time.Duration, seed uint64) []Interaction {
-	rng := rand.New(rand.NewPCG(seed, 99))
-	out := make([]Interaction, 0, sessions*listSize)
-	for s := range sessions {
-		u := w.Users[rng.IntN(len(w.Users))]
-		t := start.Add(time.Duration(float64(span) * float64(s) / float64(sessions)))
-		for pos, idx := range rng.Perm(len(w.Items))[:min(listSize, len(w.Items))] {
-			it := w.Items[idx]
-			out = append(out, Interaction{UserID: u.ID, ItemID: it.ID, Time: t, Clicked: rng.Float64() < w.ClickProbability(u, it, pos, t)})
-		}
-	}
-	return out
-}
-
 // Data is the clicks among interactions, as the interactions the
 // retrieval stage learns from (an impression without a click is not a
 // consumption), over the world's whole catalogue.
