@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ func FuzzHTTPBodies(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 3, 10, 1, 0}, false)
 	f.Add([]byte{0x80, 0xff, 0xff, 0xff, 0xff}, false)
 	f.Fuzz(func(t *testing.T, body []byte, rest bool) {
-		url, ctype := ts.url("/v1/events"), "application/json"
+		url, ctype := ts.URL("/v1/events"), "application/json"
 		if !rest {
-			url, ctype = ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "application/grpc-web+proto"
+			url, ctype = ts.URL("/recsys.feedback.v1.FeedbackService/RecordEvents"), "application/grpc-web+proto"
 		}
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 		req.Header.Set("Content-Type", ctype)

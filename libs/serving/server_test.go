@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	"github.com/recsys/recsys/libs/certs"
+	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
 )
 
@@ -54,59 +54,43 @@ func (f *testFeedback) RecordEvents(ctx context.Context, req *feedbackv1.RecordE
 	return &feedbackv1.RecordEventsResponse{AcceptedCount: int32(len(req.GetEvents()))}, nil
 }
 
+// testServer is testFeedback run by testenv.Serve.
 type testServer struct {
-	srv  *Server
-	fb   *testFeedback
-	stop context.CancelFunc
-	done chan error
+	*testenv.Server
+	fb *testFeedback
 }
 
-func startServer(t testing.TB, mutate func(*Config)) *testServer {
+// startServer serves testFeedback with a 64 KiB request limit and one
+// allowed browser origin; mutate, when not nil, changes the config.
+func startServer(t testing.TB, mutate func(*serving.Config)) *testServer {
 	t.Helper()
-	cfg := Config{
-		GRPCAddr:             "127.0.0.1:0",
-		HTTPAddr:             "127.0.0.1:0",
-		AllowedOrigins:       []string{"https://app.example"},
-		MaxRequestBytes:      64 << 10,
-		MaxConcurrentStreams: 100,
-		ShutdownTimeout:      10 * time.Second,
-		ReadyInterval:        50 * time.Millisecond,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
 	fb := &testFeedback{started: make(chan struct{}), release: make(chan struct{})}
-	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), fb)
-	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{srv: srv, fb: fb, stop: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ts.done; err != nil {
-			t.Errorf("Run: %v", err)
+	srv := testenv.Serve(t, func(srv *serving.Server) {
+		feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), fb)
+		if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+			t.Fatal(err)
+		}
+	}, func(c *serving.Config) {
+		c.AllowedOrigins = []string{"https://app.example"}
+		c.MaxRequestBytes = 64 << 10
+		c.ShutdownTimeout = 10 * time.Second
+		c.ReadyInterval = 50 * time.Millisecond
+		if mutate != nil {
+			mutate(c)
 		}
 	})
-	return ts
+	return &testServer{Server: srv, fb: fb}
 }
 
-func (ts *testServer) client(t testing.TB, cfg ClientConfig) feedbackv1.FeedbackServiceClient {
+func (ts *testServer) client(t testing.TB, cfg serving.ClientConfig) feedbackv1.FeedbackServiceClient {
 	t.Helper()
-	conn, err := Dial(ts.srv.GRPCAddr().String(), cfg)
+	conn, err := serving.Dial(ts.GRPCAddr().String(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return feedbackv1.NewFeedbackServiceClient(conn)
 }
-
-func (ts *testServer) url(path string) string { return "http://" + ts.srv.HTTPAddr().String() + path }
 
 func events(users ...string) *feedbackv1.RecordEventsRequest {
 	req := &feedbackv1.RecordEventsRequest{}
@@ -123,13 +107,13 @@ func TestSameAnswerOnEveryProtocol(t *testing.T) {
 	req := events("u1", "u2")
 	ctx := context.Background()
 
-	viaGRPC, err := ts.client(t, ClientConfig{}).RecordEvents(ctx, req)
+	viaGRPC, err := ts.client(t, serving.ClientConfig{}).RecordEvents(ctx, req)
 	if err != nil {
 		t.Fatalf("gRPC RecordEvents: %v", err)
 	}
 
 	body, _ := protojson.Marshal(req)
-	hresp, err := http.Post(ts.url("/v1/events"), "application/json", bytes.NewReader(body))
+	hresp, err := http.Post(ts.URL("/v1/events"), "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +128,7 @@ func TestSameAnswerOnEveryProtocol(t *testing.T) {
 	}
 
 	viaWeb := &feedbackv1.RecordEventsResponse{}
-	if code, msg := testenv.GRPCWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", req, viaWeb); code != codes.OK {
+	if code, msg := testenv.GRPCWeb(t, ts.URL("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", req, viaWeb); code != codes.OK {
 		t.Fatalf("gRPC-Web RecordEvents = %v %q, want OK", code, msg)
 	}
 
@@ -163,12 +147,12 @@ func TestInvalidArgumentOnEveryProtocol(t *testing.T) {
 	ts := startServer(t, nil)
 	empty := &feedbackv1.RecordEventsRequest{}
 
-	_, err := ts.client(t, ClientConfig{}).RecordEvents(context.Background(), empty)
+	_, err := ts.client(t, serving.ClientConfig{}).RecordEvents(context.Background(), empty)
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("gRPC RecordEvents(empty) = %v, want InvalidArgument", err)
 	}
 
-	hresp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[]}`))
+	hresp, err := http.Post(ts.URL("/v1/events"), "application/json", strings.NewReader(`{"events":[]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +168,7 @@ func TestInvalidArgumentOnEveryProtocol(t *testing.T) {
 		t.Errorf("REST POST /v1/events(empty) = HTTP %d %+v, want 400 with code 3 naming the field", hresp.StatusCode, st)
 	}
 
-	code, msg := testenv.GRPCWeb(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", empty, &feedbackv1.RecordEventsResponse{})
+	code, msg := testenv.GRPCWeb(t, ts.URL("/recsys.feedback.v1.FeedbackService/RecordEvents"), "", empty, &feedbackv1.RecordEventsResponse{})
 	if code != codes.InvalidArgument || !strings.Contains(msg, "events") {
 		t.Errorf("gRPC-Web RecordEvents(empty) = grpc-status %d %q, want 3 naming the field", code, msg)
 	}
@@ -202,7 +186,7 @@ func TestCORS(t *testing.T) {
 		{"REST other origin", "/v1/events", "content-type", "https://evil.example", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodOptions, ts.url(tc.path), nil)
+			req, _ := http.NewRequest(http.MethodOptions, ts.URL(tc.path), nil)
 			req.Header.Set("Origin", tc.origin)
 			req.Header.Set("Access-Control-Request-Method", "POST")
 			req.Header.Set("Access-Control-Request-Headers", tc.reqHeaders)
@@ -227,13 +211,13 @@ func TestRequestSizeLimit(t *testing.T) {
 	big := events("u1")
 	big.Events[0].ItemId = strings.Repeat("x", 100<<10) // over the 64 KiB limit
 
-	_, err := ts.client(t, ClientConfig{}).RecordEvents(context.Background(), big)
+	_, err := ts.client(t, serving.ClientConfig{}).RecordEvents(context.Background(), big)
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("gRPC RecordEvents(100 KiB) = %v, want ResourceExhausted", err)
 	}
 
 	body, _ := protojson.Marshal(big)
-	resp, err := http.Post(ts.url("/v1/events"), "application/json", bytes.NewReader(body))
+	resp, err := http.Post(ts.URL("/v1/events"), "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +229,7 @@ func TestRequestSizeLimit(t *testing.T) {
 
 func TestPanicBecomesInternal(t *testing.T) {
 	ts := startServer(t, nil)
-	c := ts.client(t, ClientConfig{})
+	c := ts.client(t, serving.ClientConfig{})
 	_, err := c.RecordEvents(context.Background(), events("panic"))
 	if status.Code(err) != codes.Internal {
 		t.Fatalf("RecordEvents(panic) = %v, want Internal", err)
@@ -253,7 +237,7 @@ func TestPanicBecomesInternal(t *testing.T) {
 	if _, err := c.RecordEvents(context.Background(), events("u1")); err != nil {
 		t.Errorf("RecordEvents after a panic = %v, want the server still serving", err)
 	}
-	resp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"panic"}]}`))
+	resp, err := http.Post(ts.URL("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"panic"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,19 +256,19 @@ func TestMutualTLS(t *testing.T) {
 	if err := certs.WriteFiles(other, []string{"ranking"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	files := func(d, svc string) TLSFiles {
-		return TLSFiles{CertFile: filepath.Join(d, svc+".pem"), KeyFile: filepath.Join(d, svc+"-key.pem"), CAFile: filepath.Join(d, "ca.pem")}
+	files := func(d, svc string) serving.TLSFiles {
+		return serving.TLSFiles{CertFile: filepath.Join(d, svc+".pem"), KeyFile: filepath.Join(d, svc+"-key.pem"), CAFile: filepath.Join(d, "ca.pem")}
 	}
-	ts := startServer(t, func(c *Config) { c.TLS = files(dir, "feedback") })
+	ts := startServer(t, func(c *serving.Config) { c.TLS = files(dir, "feedback") })
 
-	good := ts.client(t, ClientConfig{TLS: files(dir, "ranking"), ServerName: "feedback", DefaultTimeout: 5 * time.Second})
+	good := ts.client(t, serving.ClientConfig{TLS: files(dir, "ranking"), ServerName: "feedback", DefaultTimeout: 5 * time.Second})
 	if _, err := good.RecordEvents(context.Background(), events("u1")); err != nil {
 		t.Errorf("client with a certificate of our CA: %v, want success", err)
 	}
 
 	// Trusts the server but presents a certificate of another CA.
-	foreign := TLSFiles{CertFile: filepath.Join(other, "ranking.pem"), KeyFile: filepath.Join(other, "ranking-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	for name, c := range map[string]ClientConfig{
+	foreign := serving.TLSFiles{CertFile: filepath.Join(other, "ranking.pem"), KeyFile: filepath.Join(other, "ranking-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	for name, c := range map[string]serving.ClientConfig{
 		"certificate of another CA": {TLS: foreign, ServerName: "feedback", DefaultTimeout: 2 * time.Second},
 		"no certificate":            {DefaultTimeout: 2 * time.Second},
 	} {
@@ -297,7 +281,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// REST goes through the same mTLS-protected server in memory.
-	resp, err := http.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+	resp, err := http.Post(ts.URL("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"u1"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +293,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestGracefulStop(t *testing.T) {
 	ts := startServer(t, nil)
-	conn, err := Dial(ts.srv.GRPCAddr().String(), ClientConfig{DefaultTimeout: 10 * time.Second})
+	conn, err := serving.Dial(ts.GRPCAddr().String(), serving.ClientConfig{DefaultTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +320,7 @@ func TestGracefulStop(t *testing.T) {
 	}()
 	<-ts.fb.started
 
-	ts.stop() // what SIGTERM does through signal.NotifyContext
+	ts.Stop() // what SIGTERM does through signal.NotifyContext
 	if st, err := watch.Recv(); err != nil || st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health after stop = %v, %v; want NOT_SERVING", st, err)
 	}
@@ -375,23 +359,10 @@ func TestGracefulStop(t *testing.T) {
 // GracefulStop until the shutdown timeout. They are told NOT_SERVING and
 // then ended.
 func TestStopEndsHealthWatches(t *testing.T) {
-	cfg := Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4096, MaxConcurrentStreams: 10,
-		ShutdownTimeout: time.Minute, ReadyInterval: 20 * time.Millisecond}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := Dial(srv.GRPCAddr().String(), ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	health := healthpb.NewHealthClient(conn)
+	srv := testenv.Serve(t, func(*serving.Server) {}, func(c *serving.Config) { c.ShutdownTimeout = time.Minute })
+	health := healthpb.NewHealthClient(srv.Conn)
 	var streams []grpc.ServerStreamingClient[healthpb.HealthCheckResponse]
-	for _, service := range []string{"", LivenessService, "no-such-service"} {
+	for _, service := range []string{"", serving.LivenessService, "no-such-service"} {
 		w, err := health.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: service})
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +373,7 @@ func TestStopEndsHealthWatches(t *testing.T) {
 		streams = append(streams, w)
 	}
 
-	stop()
+	srv.Stop()
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
@@ -423,45 +394,26 @@ func TestStopEndsHealthWatches(t *testing.T) {
 	case <-time.After(30 * time.Second): // half the shutdown timeout
 		t.Fatal("the health watches are still open: GracefulStop waits for them until the shutdown timeout")
 	}
-	if err := <-done; err != nil {
-		t.Errorf("Run: %v", err)
-	}
 }
 
 func TestReadiness(t *testing.T) {
 	var broken atomic.Bool
 	broken.Store(true)
-	cfg := Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4096, MaxConcurrentStreams: 10,
-		ShutdownTimeout: time.Second, ReadyInterval: 20 * time.Millisecond,
-	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.AddCheck("redis", func(context.Context) error {
-		if broken.Load() {
-			return errors.New("redis: connection refused")
-		}
-		return nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	conn, err := Dial(srv.GRPCAddr().String(), ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	srv := testenv.Serve(t, func(srv *serving.Server) {
+		srv.AddCheck("redis", func(context.Context) error {
+			if broken.Load() {
+				return errors.New("redis: connection refused")
+			}
+			return nil
+		})
+	}, func(c *serving.Config) { c.ReadyInterval = 20 * time.Millisecond })
+	hc := healthpb.NewHealthClient(srv.Conn)
 	expect := func(wantHTTP int, want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
 		var gotHTTP int
 		var got healthpb.HealthCheckResponse_ServingStatus
 		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/readyz")
+			resp, err := http.Get(srv.URL("/readyz"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -479,7 +431,7 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("readiness = HTTP %d and %v, want HTTP %d and %v", gotHTTP, got, wantHTTP, want)
 	}
 	expect(http.StatusServiceUnavailable, healthpb.HealthCheckResponse_NOT_SERVING)
-	if h, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: LivenessService}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+	if h, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: serving.LivenessService}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("liveness while a dependency is down = %v, %v; want SERVING (alive, only not ready)", h, err)
 	}
 	broken.Store(false)
@@ -487,7 +439,7 @@ func TestReadiness(t *testing.T) {
 	broken.Store(true)
 	expect(http.StatusServiceUnavailable, healthpb.HealthCheckResponse_NOT_SERVING)
 
-	resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/livez")
+	resp, err := http.Get(srv.URL("/livez"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,8 +450,8 @@ func TestReadiness(t *testing.T) {
 }
 
 func TestRateLimitPerClient(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.RateLimit, c.RateBurst = 1, 3 })
-	c := ts.client(t, ClientConfig{})
+	ts := startServer(t, func(c *serving.Config) { c.RateLimit, c.RateBurst = 1, 3 })
+	c := ts.client(t, serving.ClientConfig{})
 	var limited error
 	for i := range 10 {
 		_, err := c.RecordEvents(context.Background(), events("u1"))
@@ -517,7 +469,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	// REST from the same address with a forged X-Forwarded-For is the same
 	// client (the gateway appends the connection's address, and that is
 	// what counts): refused.
-	forged, _ := http.NewRequest(http.MethodPost, ts.url("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+	forged, _ := http.NewRequest(http.MethodPost, ts.URL("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
 	forged.Header.Set("X-Forwarded-For", "203.0.113.9")
 	if resp, err := http.DefaultClient.Do(forged); err != nil {
 		t.Fatal(err)
@@ -527,7 +479,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	// Another address (127.0.0.2 is loopback too) has its own bucket.
 	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
 	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
-		resp, err := other.Post(ts.url("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+		resp, err := other.Post(ts.URL("/v1/events"), "application/json", strings.NewReader(`{"events":[{"userId":"u1"}]}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -537,7 +489,7 @@ func TestRateLimitPerClient(t *testing.T) {
 		}
 	}
 	// Health is never limited.
-	conn, _ := Dial(ts.srv.GRPCAddr().String(), ClientConfig{})
+	conn, _ := serving.Dial(ts.GRPCAddr().String(), serving.ClientConfig{})
 	defer conn.Close()
 	for range 5 {
 		if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
@@ -547,7 +499,7 @@ func TestRateLimitPerClient(t *testing.T) {
 }
 
 func TestPprofOnlyOnLoopback(t *testing.T) {
-	base := Config{GRPCAddr: ":0", HTTPAddr: ":0", MaxRequestBytes: 4096, MaxConcurrentStreams: 1, ShutdownTimeout: time.Second, ReadyInterval: time.Second}
+	base := serving.Config{GRPCAddr: ":0", HTTPAddr: ":0", MaxRequestBytes: 4096, MaxConcurrentStreams: 1, ShutdownTimeout: time.Second, ReadyInterval: time.Second}
 	for addr, ok := range map[string]bool{"127.0.0.1:6060": true, "localhost:6060": true, "[::1]:6060": true, "0.0.0.0:6060": false, ":6060": false, "10.0.0.5:6060": false} {
 		c := base
 		c.PprofAddr = addr
@@ -565,14 +517,14 @@ func TestForgedForwardingHeaders(t *testing.T) {
 	call := map[string]func(t *testing.T, ts *testServer, forged string) bool{ // true: refused
 		"grpc": func(t *testing.T, ts *testServer, forged string) bool {
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", forged, "x-real-ip", forged)
-			_, err := ts.client(t, ClientConfig{}).RecordEvents(ctx, events("u1"))
+			_, err := ts.client(t, serving.ClientConfig{}).RecordEvents(ctx, events("u1"))
 			if err != nil && status.Code(err) != codes.ResourceExhausted {
 				t.Fatalf("gRPC call: %v", err)
 			}
 			return err != nil
 		},
 		"grpc-web": func(t *testing.T, ts *testServer, forged string) bool {
-			code, msg := testenv.GRPCWebHeader(t, ts.url("/recsys.feedback.v1.FeedbackService/RecordEvents"),
+			code, msg := testenv.GRPCWebHeader(t, ts.URL("/recsys.feedback.v1.FeedbackService/RecordEvents"),
 				http.Header{"X-Forwarded-For": {forged}}, events("u1"), &feedbackv1.RecordEventsResponse{})
 			if code != codes.OK && code != codes.ResourceExhausted {
 				t.Fatalf("gRPC-Web call: %v %s", code, msg)
@@ -580,7 +532,7 @@ func TestForgedForwardingHeaders(t *testing.T) {
 			return code == codes.ResourceExhausted
 		},
 		"rest": func(t *testing.T, ts *testServer, forged string) bool {
-			req, _ := http.NewRequest(http.MethodPost, ts.url("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
+			req, _ := http.NewRequest(http.MethodPost, ts.URL("/v1/events"), strings.NewReader(`{"events":[{"userId":"u1"}]}`))
 			req.Header.Set("X-Forwarded-For", forged)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -600,7 +552,7 @@ func TestForgedForwardingHeaders(t *testing.T) {
 			{"trusted proxy", []string{"127.0.0.0/8", "::1"}, false},
 		} {
 			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
-				ts := startServer(t, func(c *Config) { c.RateLimit, c.RateBurst, c.TrustedProxies = 1, 3, tc.trusted })
+				ts := startServer(t, func(c *serving.Config) { c.RateLimit, c.RateBurst, c.TrustedProxies = 1, 3, tc.trusted })
 				refused := 0
 				for i := range 10 {
 					if do(t, ts, fmt.Sprintf("203.0.113.%d", i+1)) {
@@ -620,7 +572,7 @@ func TestForgedForwardingHeaders(t *testing.T) {
 
 func limitedCount(t *testing.T, ts *testServer, protocol string) float64 {
 	t.Helper()
-	mfs, err := ts.srv.Metrics().Gather()
+	mfs, err := ts.Metrics().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,9 +600,9 @@ func TestTrustedProxiesFlag(t *testing.T) {
 		{[]string{"not-a-cidr"}, errors.New("")},
 		{[]string{"10.0.0.0/33"}, errors.New("")},
 	} {
-		_, err := ParseTrustedProxies(tc.in)
+		_, err := serving.ParseTrustedProxies(tc.in)
 		if (err != nil) != (tc.want != nil) {
-			t.Errorf("ParseTrustedProxies(%v) = %v, want an error %v", tc.in, err, tc.want != nil)
+			t.Errorf("serving.ParseTrustedProxies(%v) = %v, want an error %v", tc.in, err, tc.want != nil)
 		}
 	}
 }
