@@ -3,12 +3,9 @@ package featureservice
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -19,9 +16,10 @@ import (
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
-func start(t *testing.T) (*serving.Server, *miniredis.Miniredis) {
+func start(t *testing.T) (*testenv.Server, *miniredis.Miniredis) {
 	t.Helper()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1})
@@ -30,35 +28,21 @@ func start(t *testing.T) (*serving.Server, *miniredis.Miniredis) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serving.New(serving.Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 1 << 20, MaxConcurrentStreams: 10,
-		ShutdownTimeout: time.Second, ReadyInterval: time.Second,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics := NewMetrics(srv.Metrics())
-	userfeaturesv1.RegisterUserFeatureServiceServer(srv.GRPC(), &UserServer{Store: store, Metrics: metrics})
-	itemfeaturesv1.RegisterItemFeatureServiceServer(srv.GRPC(), &ItemServer{Store: store, Metrics: metrics})
-	if err := srv.Publish(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto, userfeaturesv1.RegisterUserFeatureServiceHandler); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := testenv.Serve(t, func(srv *serving.Server) {
+		metrics := NewMetrics(srv.Metrics())
+		userfeaturesv1.RegisterUserFeatureServiceServer(srv.GRPC(), &UserServer{Store: store, Metrics: metrics})
+		itemfeaturesv1.RegisterItemFeatureServiceServer(srv.GRPC(), &ItemServer{Store: store, Metrics: metrics})
+		if err := srv.Publish(userfeaturesv1.File_recsys_userfeatures_v1_userfeatures_proto, userfeaturesv1.RegisterUserFeatureServiceHandler); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return srv, m
 }
 
 func TestFeatureServices(t *testing.T) {
 	srv, m := start(t)
-	conn, err := serving.Dial(srv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	users := userfeaturesv1.NewUserFeatureServiceClient(conn)
-	items := itemfeaturesv1.NewItemFeatureServiceClient(conn)
+	users := userfeaturesv1.NewUserFeatureServiceClient(srv.Conn)
+	items := itemfeaturesv1.NewItemFeatureServiceClient(srv.Conn)
 	ctx := context.Background()
 
 	if _, err := users.UpsertUsers(ctx, &userfeaturesv1.UpsertUsersRequest{Users: []*userfeaturesv1.UserProfile{{UserId: "u1", Age: 40}}}); err != nil {
@@ -107,7 +91,7 @@ func TestFeatureServices(t *testing.T) {
 	}
 
 	// REST: an unknown user reads as defaults, not an error.
-	resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/v1/users/nobody/features")
+	resp, err := http.Get(srv.URL("/v1/users/nobody/features"))
 	if err != nil {
 		t.Fatal(err)
 	}
