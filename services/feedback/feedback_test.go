@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,27 +43,15 @@ func start(t *testing.T, brokers []string, topic, expFile string) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	store, _ := featurestore.New(rdb, r.Prefix)
-	srv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 1 << 20,
-		MaxConcurrentStreams: 10, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := eventstream.NewWriter(brokers, topic)
 	t.Cleanup(func() { w.Close() })
-	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, expFile, 5*time.Second, srv.Metrics()))
-	if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	conn, err := serving.Dial(srv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &env{client: feedbackv1.NewFeedbackServiceClient(conn), store: store, brokers: brokers, topic: topic, http: "http://" + srv.HTTPAddr().String()}
+	srv := testenv.Serve(t, func(srv *serving.Server) {
+		feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, expFile, 5*time.Second, srv.Metrics()))
+		if err := srv.Publish(feedbackv1.File_recsys_feedback_v1_feedback_proto, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return &env{client: feedbackv1.NewFeedbackServiceClient(srv.Conn), store: store, brokers: brokers, topic: topic, http: srv.URL("")}
 }
 
 // drain applies every event on the topic to the store, as the stream
