@@ -33,13 +33,8 @@ import (
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/progress"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
-)
-
-// Default ports (docs/architecture.md, "Services, contracts and ports").
-const (
-	DefaultGRPCPort = 9095
-	DefaultHTTPPort = 8095
 )
 
 // Config is the service's whole configuration.
@@ -62,8 +57,10 @@ type Config struct {
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
-	c.Kafka = config.StringList{"localhost:9092"}
+	// Default ports: this server's row of the service table.
+	svc := servicemap.Of(servicemap.FeatureCompute)
+	c.Serving.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
+	c.Kafka = config.StringList{servicemap.DefaultKafka}
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic to consume")
 	fs.StringVar(&c.DLQ, "dlq-topic", eventstream.FeedbackDLQ, "dead-letter topic for messages that are not valid events")

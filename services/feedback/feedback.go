@@ -38,13 +38,8 @@ import (
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/featureservice"
 	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
-)
-
-// Default ports (docs/architecture.md, "Services, contracts and ports").
-const (
-	DefaultGRPCPort = 9094
-	DefaultHTTPPort = 8094
 )
 
 // MaxEventsPerCall bounds one RecordEvents batch.
@@ -65,11 +60,13 @@ type Config struct {
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// Default ports: this server's row of the service table.
+	svc := servicemap.Of(servicemap.Feedback)
+	c.Serving.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
 	// A public endpoint: limit each client by default.
 	serving.SetDefault(fs, "rate-limit", "500")
 	serving.SetDefault(fs, "rate-burst", "1000")
-	c.Kafka = config.StringList{"localhost:9092"}
+	c.Kafka = config.StringList{servicemap.DefaultKafka}
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic events are written to")
 	fs.StringVar(&c.Redis, "redis", "localhost:6379", "Redis with the experiment counters; "+featurestore.DialHelp)

@@ -36,13 +36,8 @@ import (
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/modelrt"
 	"github.com/recsys/recsys/libs/retrieval"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
-)
-
-// Default ports (docs/architecture.md, "Services, contracts and ports").
-const (
-	DefaultGRPCPort = 9093
-	DefaultHTTPPort = 8093
 )
 
 // Config is the service's whole configuration.
@@ -69,7 +64,9 @@ type Config struct {
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// Default ports: this server's row of the service table.
+	svc := servicemap.Of(servicemap.Ranking)
+	c.Serving.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
 	// A public endpoint: limit each client by default.
 	serving.SetDefault(fs, "rate-limit", "500")
 	serving.SetDefault(fs, "rate-burst", "1000")
@@ -82,8 +79,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ScanInterval, "model-scan-interval", 2*time.Second, "how often the registry folder is checked for new versions")
 	fs.DurationVar(&c.UnloadGrace, "unload-grace", time.Minute, "how long a version no experiment routes to stays loaded before it is unloaded")
 	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "experiment JSON (id, salt, arms with model_version and weight); empty: one arm, the newest model")
-	fs.StringVar(&c.UserFeatures, "userfeatures-addr", "localhost:9091", "user feature service gRPC address")
-	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", "localhost:9092", "item feature service gRPC address")
+	fs.StringVar(&c.UserFeatures, "userfeatures-addr", servicemap.Of(servicemap.UserFeatures).GRPCAddr(), "user feature service gRPC address")
+	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", servicemap.Of(servicemap.ItemFeatures).GRPCAddr(), "item feature service gRPC address")
 	// Generous: a missed deadline costs the user their history (retrieval
 	// falls back to trending), far worse than a slow answer on a busy host.
 	fs.DurationVar(&c.FeatureTimeout, "feature-timeout", 200*time.Millisecond, "deadline of feature fetches; past it the ranking uses defaults")

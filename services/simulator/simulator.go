@@ -26,6 +26,7 @@ import (
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/progress"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/services/trainer"
 )
@@ -46,10 +47,10 @@ type Config struct {
 
 // RegisterFlags adds the simulator's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Ranking, "ranking-addr", "localhost:9093", "ranking gRPC address")
-	fs.StringVar(&c.Feedback, "feedback-addr", "localhost:9094", "feedback gRPC address")
-	fs.StringVar(&c.UserFeatures, "userfeatures-addr", "localhost:9091", "user features gRPC address (for -seed)")
-	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", "localhost:9092", "item features gRPC address (for -seed)")
+	fs.StringVar(&c.Ranking, "ranking-addr", servicemap.Of(servicemap.Ranking).GRPCAddr(), "ranking gRPC address")
+	fs.StringVar(&c.Feedback, "feedback-addr", servicemap.Of(servicemap.Feedback).GRPCAddr(), "feedback gRPC address")
+	fs.StringVar(&c.UserFeatures, "userfeatures-addr", servicemap.Of(servicemap.UserFeatures).GRPCAddr(), "user features gRPC address (for -seed)")
+	fs.StringVar(&c.ItemFeatures, "itemfeatures-addr", servicemap.Of(servicemap.ItemFeatures).GRPCAddr(), "item features gRPC address (for -seed)")
 	fs.Uint64Var(&c.WorldSeed, "world-seed", 1, "seed of the generated world")
 	fs.IntVar(&c.Users, "world-users", 1000, "users of the world")
 	fs.IntVar(&c.Items, "world-items", 400, "items of the world")

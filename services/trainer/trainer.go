@@ -33,6 +33,7 @@ import (
 	"github.com/recsys/recsys/libs/evaluation"
 	"github.com/recsys/recsys/libs/modelrt"
 	"github.com/recsys/recsys/libs/retrieval"
+	"github.com/recsys/recsys/libs/servicemap"
 )
 
 // Config is the job's whole configuration.
@@ -70,7 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Interactions, "world-interactions", 30000, "items the generated world's users choose for themselves (the training data)")
 	fs.StringVar(&c.MovieLens, "movielens", "", "train on a MovieLens folder (u.data + u.item, or ratings.csv + movies.csv)")
 	fs.BoolVar(&c.FromLog, "from-log", false, "train on the platform's logs in Kafka: clicks for retrieval, the ranking.served log joined with clicks for the ranker")
-	c.Kafka = config.StringList{"localhost:19092"}
+	c.Kafka = config.StringList{servicemap.DefaultKafka}
 	fs.Var(&c.Kafka, "kafka", "Kafka brokers for -from-log")
 	fs.Float64Var(&c.Threshold, "click-threshold", 4, "MovieLens: a rating at or above this is relevant (a click)")
 	fs.IntVar(&c.Epochs, "epochs", d.Fit.Train.Epochs, "ranker training epochs")

@@ -11,13 +11,8 @@ import (
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/featureservice"
 	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
-)
-
-// Default ports (docs/architecture.md, "Services, contracts and ports").
-const (
-	DefaultGRPCPort = 9091
-	DefaultHTTPPort = 8091
 )
 
 // Config is the service's whole configuration.
@@ -25,7 +20,9 @@ type Config struct{ featureservice.Config }
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Config.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// Default ports: this server's row of the service table.
+	svc := servicemap.Of(servicemap.UserFeatures)
+	c.Config.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
 }
 
 // Run serves until ctx is done.

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/services/simulator"
 	"github.com/recsys/recsys/services/trainer"
@@ -21,7 +22,7 @@ func main() {
 		cfg      simulator.Config
 		scenario bool
 		sc       simulator.ScenarioConfig
-		kafka    = config.StringList{"localhost:9092"}
+		kafka    = config.StringList{servicemap.DefaultKafka}
 	)
 	serving.Main("simulator", func(fs *flag.FlagSet) {
 		cfg.RegisterFlags(fs)
