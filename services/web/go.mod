@@ -2,10 +2,7 @@ module github.com/recsys/recsys/services/web
 
 go 1.26.0
 
-require (
-	github.com/recsys/recsys/gen v0.0.0
-	github.com/recsys/recsys/libs v0.0.0
-)
+require github.com/recsys/recsys/libs v0.0.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -24,6 +21,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/recsys/recsys/gen v0.0.0 // indirect
 	github.com/rs/cors v1.7.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.72.0 // indirect

@@ -19,18 +19,8 @@ import (
 	"net/url"
 	"strings"
 
-	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
-	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
-	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
-	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
-)
-
-// Default ports: 8080 for the UI and edge (docs/architecture.md, "Services, contracts and ports"); 9090 serves gRPC
-// health for probes.
-const (
-	DefaultGRPCPort = 9090
-	DefaultHTTPPort = 8080
 )
 
 //go:embed ui
@@ -50,32 +40,32 @@ type Config struct {
 	Upstreams map[string]*Upstream
 }
 
-// upstreams are the services the edge mounts, with their REST handlers and
-// the gRPC package prefix of their gRPC-Web paths.
-var upstreams = []struct {
-	name      string
-	grpcPort  int
-	httpPort  int
-	pkg       string
-	registrar []serving.GatewayRegistrar
-}{
-	{"userfeatures", 9091, 8091, "recsys.userfeatures.v1.", []serving.GatewayRegistrar{userfeaturesv1.RegisterUserFeatureServiceHandler}},
-	{"itemfeatures", 9092, 8092, "recsys.itemfeatures.v1.", []serving.GatewayRegistrar{itemfeaturesv1.RegisterItemFeatureServiceHandler}},
-	{"ranking", 9093, 8093, "recsys.ranking.v1.", []serving.GatewayRegistrar{
-		rankingv1.RegisterRankingServiceHandler, rankingv1.RegisterInferenceServiceHandler, rankingv1.RegisterModelServiceHandler,
-	}},
-	{"feedback", 9094, 8094, "recsys.feedback.v1.", []serving.GatewayRegistrar{feedbackv1.RegisterFeedbackServiceHandler}},
+// upstreams are the services the edge mounts: those of the service table
+// with a public API, whose REST handlers it serves and whose gRPC-Web
+// paths (/<package>.<Service>/<Method>) it passes on.
+func upstreams() []servicemap.Service {
+	var out []servicemap.Service
+	for _, s := range servicemap.All() {
+		if s.Package != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Serving.RegisterFlags(fs, DefaultGRPCPort, DefaultHTTPPort)
+	// Default ports: web's row of the service table. 8080 is the UI and the
+	// edge; the gRPC port serves health for probes.
+	svc := servicemap.Of(servicemap.Web)
+	c.Serving.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
 	c.Upstreams = map[string]*Upstream{}
-	for _, u := range upstreams {
+	for _, u := range upstreams() {
 		up := &Upstream{}
-		c.Upstreams[u.name] = up
-		fs.StringVar(&up.GRPC, u.name+"-grpc", fmt.Sprintf("localhost:%d", u.grpcPort), u.name+" gRPC address (empty: do not mount)")
-		fs.StringVar(&up.HTTP, u.name+"-http", fmt.Sprintf("localhost:%d", u.httpPort), u.name+" HTTP address for gRPC-Web (empty: do not mount)")
+		name := string(u.Name)
+		c.Upstreams[name] = up
+		fs.StringVar(&up.GRPC, name+"-grpc", u.GRPCAddr(), name+" gRPC address (empty: do not mount)")
+		fs.StringVar(&up.HTTP, name+"-http", u.HTTPAddr(), name+" HTTP address for gRPC-Web (empty: do not mount)")
 	}
 }
 
@@ -105,8 +95,8 @@ func newEdge(cfg Config) (http.Handler, func(), error) {
 		}
 	}
 	webProxies := map[string]http.Handler{}
-	for _, u := range upstreams {
-		up := cfg.Upstreams[u.name]
+	for _, u := range upstreams() {
+		up := cfg.Upstreams[string(u.Name)]
 		if up == nil {
 			continue
 		}
@@ -117,15 +107,15 @@ func newEdge(cfg Config) (http.Handler, func(), error) {
 				return nil, nil, err
 			}
 			closers = append(closers, conn.Close)
-			for _, register := range u.registrar {
+			for _, register := range u.Gateway {
 				if err := register(context.Background(), gateway, conn); err != nil {
 					closeAll()
-					return nil, nil, fmt.Errorf("mount %s REST: %w", u.name, err)
+					return nil, nil, fmt.Errorf("mount %s REST: %w", u.Name, err)
 				}
 			}
 		}
 		if up.HTTP != "" {
-			webProxies["/"+u.pkg] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: up.HTTP})
+			webProxies["/"+u.Package+"."] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: up.HTTP})
 		}
 	}
 	static, err := fs.Sub(ui, "ui")
