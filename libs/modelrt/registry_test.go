@@ -2,14 +2,13 @@ package modelrt
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
 func publish(t *testing.T, root, version string, l modeltest.Logistic, created time.Time) {
@@ -24,7 +23,7 @@ func TestRegistry(t *testing.T) {
 	needORT(t)
 	root := t.TempDir()
 	r := NewRegistry(RegistryConfig{Root: root, Name: "ctr", Session: SessionOptions{Provider: CPU, IntraOpThreads: 1}, Warmup: []int{1, 10}, Interval: time.Hour},
-		nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+		nil, testenv.DiscardLogger(), prometheus.NewRegistry())
 
 	r.Scan()
 	if _, err := r.Latest(); !errors.Is(err, ErrNoModel) {

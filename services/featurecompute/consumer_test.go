@@ -3,8 +3,6 @@ package featurecompute
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -67,7 +65,7 @@ func (h *harness) start() *consumer { return h.startCrashing(0) }
 func (h *harness) startCrashing(crashAfter int) *consumer {
 	reader := NewReader(h.brokers, h.topic, h.group)
 	dlq := eventstream.NewWriter(h.brokers, h.dlq)
-	c := NewConsumer(reader, dlq, h.store, h.metrics, slog.New(slog.NewTextHandler(io.Discard, nil)), Batching{Size: 500, Wait: 5 * time.Millisecond, InFlight: 3})
+	c := NewConsumer(reader, dlq, h.store, h.metrics, testenv.DiscardLogger(), Batching{Size: 500, Wait: 5 * time.Millisecond, InFlight: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	cs := &consumer{cancel: cancel, done: make(chan error, 1)}
 	c.afterApply = func() {

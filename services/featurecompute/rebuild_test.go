@@ -2,14 +2,13 @@ package featurecompute
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
 // TestRebuild recomputes every feature from the log into a new generation
@@ -26,7 +25,7 @@ func TestRebuild(t *testing.T) {
 	first, rest := evs[:3000], evs[3000:]
 	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
-	go h.store.Follow(followCtx, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go h.store.Follow(followCtx, 50*time.Millisecond, testenv.DiscardLogger())
 	c := h.start()
 	defer c.stop(t)
 	h.produce(encodeAll(t, first))
@@ -44,7 +43,7 @@ func TestRebuild(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
-	res, err := Rebuild(ctx, RebuildConfig{Brokers: h.brokers, Topic: h.topic, Settle: 300 * time.Millisecond}, h.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := Rebuild(ctx, RebuildConfig{Brokers: h.brokers, Topic: h.topic, Settle: 300 * time.Millisecond}, h.store, testenv.DiscardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +63,7 @@ func TestRebuild(t *testing.T) {
 	t.Logf("%+v", res)
 
 	// What readers left can go; what they use cannot.
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := testenv.DiscardLogger()
 	if err := dropGeneration(ctx, h.store, generationFlag(res.Previous), logger); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +88,7 @@ func TestRebuildFromOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Brokers, rc.Topic = h.brokers, h.topic
-	res, err := Rebuild(ctx, rc, h.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := Rebuild(ctx, rc, h.store, testenv.DiscardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +99,7 @@ func TestRebuildFromOffsets(t *testing.T) {
 		t.Errorf("rebuild from offset 20 of each of 3 partitions replayed %d events and counts %d; want %d", res.Replayed, total(h.counts()), 300-3*20)
 	}
 	rc.FromOffsets = map[int]int64{7: 0}
-	if _, err := Rebuild(ctx, rc, h.store, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "has 3 partitions") {
+	if _, err := Rebuild(ctx, rc, h.store, testenv.DiscardLogger()); err == nil || !strings.Contains(err.Error(), "has 3 partitions") {
 		t.Errorf("rebuild from partition 7 of 3: err = %v, want it refused naming the partitions", err)
 	}
 }
