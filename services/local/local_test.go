@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -121,7 +120,7 @@ func startPlatform(t *testing.T, args ...string) map[string]ports {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- Run(ctx, cfg, testenv.DiscardLogger()) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

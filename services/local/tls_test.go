@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -54,7 +52,7 @@ func TestTLSEveryHop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- Run(ctx, cfg, testenv.DiscardLogger()) }()
 	defer func() { cancel(); <-done }()
 	testenv.WaitForPort(t, addr["ranking"][0], 30*time.Second)
 

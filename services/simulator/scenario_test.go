@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,7 +62,7 @@ func TestClosedLoop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- local.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- local.Run(ctx, cfg, testenv.DiscardLogger()) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
