@@ -271,57 +271,53 @@ func checkBatch(what string, n int) error {
 // atomically; re-running the same batch changes nothing.
 func (s *Store) UpsertUsers(ctx context.Context, users []*userfeaturesv1.UserProfile) error {
 	k := s.keys()
-	if err := checkBatch("users", len(users)); err != nil {
-		return err
-	}
-	for i, u := range users {
-		if err := ValidateUser(u); err != nil {
-			return fmt.Errorf("users[%d]: %w", i, err)
+	return upsert(ctx, s, "users", users, ValidateUser, func(u *userfeaturesv1.UserProfile, now string) (string, []any) {
+		args := []any{profileTag, profileTag + "ts", now,
+			profileTag + "age", u.GetAge(), profileTag + "gender", u.GetGender(),
+			profileTag + "occupation", u.GetOccupation(), profileTag + "zip_code", u.GetZipCode()}
+		for name, v := range u.GetAttributes() {
+			args = append(args, profileTag+"attr:"+name, v)
 		}
-	}
-	now := strconv.FormatInt(s.now().UnixMilli(), 10)
-	_, err := s.runScripts(ctx, func(p redis.Pipeliner) {
-		for _, u := range users {
-			args := []any{profileTag, profileTag + "ts", now,
-				profileTag + "age", u.GetAge(), profileTag + "gender", u.GetGender(),
-				profileTag + "occupation", u.GetOccupation(), profileTag + "zip_code", u.GetZipCode()}
-			for k, v := range u.GetAttributes() {
-				args = append(args, profileTag+"attr:"+k, v)
-			}
-			replaceFields.EvalSha(ctx, p, []string{k.userKey(u.GetUserId())}, args...)
-		}
+		return k.userKey(u.GetUserId()), args
 	})
-	if err != nil {
-		return fmt.Errorf("upsert %d users: %w", len(users), err)
-	}
-	return nil
 }
 
 // UpsertItems replaces the attributes of the given items, with the same
 // guarantees as UpsertUsers.
 func (s *Store) UpsertItems(ctx context.Context, items []*itemfeaturesv1.ItemAttributes) error {
 	k := s.keys()
-	if err := checkBatch("items", len(items)); err != nil {
+	return upsert(ctx, s, "items", items, ValidateItem, func(it *itemfeaturesv1.ItemAttributes, now string) (string, []any) {
+		args := []any{attrTag, attrTag + "ts", now,
+			attrTag + "title", it.GetTitle(), attrTag + "categories", strings.Join(it.GetCategories(), categorySep), attrTag + "year", it.GetYear()}
+		for name, v := range it.GetAttributes() {
+			args = append(args, attrTag+"attr:"+name, v)
+		}
+		return k.itemKey(it.GetItemId()), args
+	})
+}
+
+// upsert is what UpsertUsers and UpsertItems share: it validates the whole
+// batch, then replaces each entity's static fields in one pipeline. fields
+// gives an entity's hash key and the arguments of replaceFields (the tag,
+// then field, value pairs), stamped with now.
+func upsert[T any](ctx context.Context, s *Store, what string, batch []T, validate func(T) error, fields func(v T, now string) (string, []any)) error {
+	if err := checkBatch(what, len(batch)); err != nil {
 		return err
 	}
-	for i, it := range items {
-		if err := ValidateItem(it); err != nil {
-			return fmt.Errorf("items[%d]: %w", i, err)
+	for i, v := range batch {
+		if err := validate(v); err != nil {
+			return fmt.Errorf("%s[%d]: %w", what, i, err)
 		}
 	}
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
 	_, err := s.runScripts(ctx, func(p redis.Pipeliner) {
-		for _, it := range items {
-			args := []any{attrTag, attrTag + "ts", now,
-				attrTag + "title", it.GetTitle(), attrTag + "categories", strings.Join(it.GetCategories(), categorySep), attrTag + "year", it.GetYear()}
-			for k, v := range it.GetAttributes() {
-				args = append(args, attrTag+"attr:"+k, v)
-			}
-			replaceFields.EvalSha(ctx, p, []string{k.itemKey(it.GetItemId())}, args...)
+		for _, v := range batch {
+			key, args := fields(v, now)
+			replaceFields.EvalSha(ctx, p, []string{key}, args...)
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("upsert %d items: %w", len(items), err)
+		return fmt.Errorf("upsert %d %s: %w", len(batch), what, err)
 	}
 	return nil
 }
