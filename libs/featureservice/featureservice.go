@@ -97,7 +97,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(entity string, start time.Time, sets []*featurev1.FeatureSet) {
+// features reads one batch with get (Store.Users or Store.Items) and
+// records how long it took and how many entities were missing, labelled
+// entity.
+func features(ctx context.Context, m *Metrics, entity string, get func(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error), ids, names []string) ([]*featurev1.FeatureSet, error) {
+	start := time.Now()
+	sets, err := get(ctx, ids, names)
+	if err != nil {
+		return nil, Status(err)
+	}
 	m.read.WithLabelValues(entity).Observe(time.Since(start).Seconds())
 	n := 0
 	for _, s := range sets {
@@ -106,6 +114,7 @@ func (m *Metrics) observe(entity string, start time.Time, sets []*featurev1.Feat
 		}
 	}
 	m.missing.WithLabelValues(entity).Add(float64(n))
+	return sets, nil
 }
 
 // Status maps a feature-store error to a gRPC status: bad input is
@@ -137,7 +146,7 @@ type UserServer struct {
 
 // GetUserFeature returns one user's features.
 func (s *UserServer) GetUserFeature(ctx context.Context, req *userfeaturesv1.GetUserFeatureRequest) (*userfeaturesv1.GetUserFeatureResponse, error) {
-	sets, err := s.users(ctx, []string{req.GetUserId()}, req.GetFeatureNames())
+	sets, err := features(ctx, s.Metrics, "user", s.Store.Users, []string{req.GetUserId()}, req.GetFeatureNames())
 	if err != nil {
 		return nil, err
 	}
@@ -146,21 +155,11 @@ func (s *UserServer) GetUserFeature(ctx context.Context, req *userfeaturesv1.Get
 
 // GetUserFeatures returns a batch of users' features.
 func (s *UserServer) GetUserFeatures(ctx context.Context, req *userfeaturesv1.GetUserFeaturesRequest) (*userfeaturesv1.GetUserFeaturesResponse, error) {
-	sets, err := s.users(ctx, req.GetUserIds(), req.GetFeatureNames())
+	sets, err := features(ctx, s.Metrics, "user", s.Store.Users, req.GetUserIds(), req.GetFeatureNames())
 	if err != nil {
 		return nil, err
 	}
 	return &userfeaturesv1.GetUserFeaturesResponse{Users: sets}, nil
-}
-
-func (s *UserServer) users(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
-	start := time.Now()
-	sets, err := s.Store.Users(ctx, ids, names)
-	if err != nil {
-		return nil, Status(err)
-	}
-	s.Metrics.observe("user", start, sets)
-	return sets, nil
 }
 
 // UpsertUsers replaces user profiles.
@@ -183,7 +182,7 @@ const DefaultTrendingLimit = 50
 
 // GetItemFeature returns one item's features.
 func (s *ItemServer) GetItemFeature(ctx context.Context, req *itemfeaturesv1.GetItemFeatureRequest) (*itemfeaturesv1.GetItemFeatureResponse, error) {
-	sets, err := s.items(ctx, []string{req.GetItemId()}, req.GetFeatureNames())
+	sets, err := features(ctx, s.Metrics, "item", s.Store.Items, []string{req.GetItemId()}, req.GetFeatureNames())
 	if err != nil {
 		return nil, err
 	}
@@ -192,21 +191,11 @@ func (s *ItemServer) GetItemFeature(ctx context.Context, req *itemfeaturesv1.Get
 
 // GetItemFeatures returns a batch of items' features.
 func (s *ItemServer) GetItemFeatures(ctx context.Context, req *itemfeaturesv1.GetItemFeaturesRequest) (*itemfeaturesv1.GetItemFeaturesResponse, error) {
-	sets, err := s.items(ctx, req.GetItemIds(), req.GetFeatureNames())
+	sets, err := features(ctx, s.Metrics, "item", s.Store.Items, req.GetItemIds(), req.GetFeatureNames())
 	if err != nil {
 		return nil, err
 	}
 	return &itemfeaturesv1.GetItemFeaturesResponse{Items: sets}, nil
-}
-
-func (s *ItemServer) items(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
-	start := time.Now()
-	sets, err := s.Store.Items(ctx, ids, names)
-	if err != nil {
-		return nil, Status(err)
-	}
-	s.Metrics.observe("item", start, sets)
-	return sets, nil
 }
 
 // UpsertItems replaces item attributes.
