@@ -1,7 +1,8 @@
 // Package eventstream is the project's use of Kafka: topic names, the
 // feedback event codec (protobuf values keyed by user id, trace context in
-// headers), event validation, writers and readers configured the same way
-// everywhere, and the embedded broker for make run and tests.
+// headers), event validation, and writers and readers configured the same
+// way everywhere. (The embedded broker of make run and tests is
+// libs/embedded's.)
 package eventstream
 
 import (
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/protobuf/proto"
 
@@ -202,29 +202,4 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics 
 		return fmt.Errorf("create topics %v: %w", topics, err)
 	}
 	return nil
-}
-
-// StartEmbedded starts the embedded Kafka-compatible broker (kfake) on addr
-// ("" or port 0 for a free port) with 3 partitions per topic, and returns
-// its address and the function that stops it.
-func StartEmbedded(addr string) (string, func(), error) {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.AllowAutoTopicCreation()}
-	if addr != "" {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return "", nil, fmt.Errorf("embedded Kafka address %q: %w", addr, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return "", nil, fmt.Errorf("embedded Kafka address %q: bad port", addr)
-		}
-		if p != 0 {
-			opts = append(opts, kfake.Ports(p))
-		}
-	}
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		return "", nil, fmt.Errorf("start embedded Kafka on %s: %w (pass a free address or a real broker)", addr, err)
-	}
-	return c.ListenAddrs()[0], c.Close, nil
 }

@@ -1,7 +1,7 @@
 // Package testenv hands each test a Redis and a Kafka broker of its own:
 // real servers when the environment names them (CI does; `make deps-up`
 // starts both), a redis-server from PATH, or else the embedded servers
-// (miniredis, kfake). The test log says which one a test got.
+// (libs/embedded). The test log says which one a test got.
 //
 // Environment:
 //
@@ -24,7 +24,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/recsys/recsys/libs/embedded"
 )
 
 // Kind says which backend a test got.
@@ -60,8 +61,13 @@ func NewRedis(t testing.TB) *Redis {
 			r.Addr, r.Kind = StartRedisServer(t, path), Process
 			break
 		}
-		r.Mini = miniredis.RunT(t)
-		r.Addr, r.Kind = r.Mini.Addr(), Embedded
+		m, err := embedded.StartRedis("")
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		t.Cleanup(m.Close)
+		r.Mini = m
+		r.Addr, r.Kind = m.Addr(), Embedded
 	}
 	t.Logf("testenv: Redis %s at %s, key prefix %q", r.Kind, r.Addr, r.Prefix)
 	return r
@@ -105,12 +111,12 @@ func NewKafka(t testing.TB) *Kafka {
 	case os.Getenv("RECSYS_TEST_KAFKA_BROKERS") != "":
 		k.Brokers, k.Kind = strings.Split(os.Getenv("RECSYS_TEST_KAFKA_BROKERS"), ","), FromEnv
 	default:
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(3), kfake.AllowAutoTopicCreation())
+		addr, stop, err := embedded.StartKafka("")
 		if err != nil {
-			t.Fatalf("testenv: start embedded Kafka: %v", err)
+			t.Fatalf("testenv: %v", err)
 		}
-		t.Cleanup(c.Close)
-		k.Brokers, k.Kind = c.ListenAddrs(), Embedded
+		t.Cleanup(stop)
+		k.Brokers, k.Kind = []string{addr}, Embedded
 	}
 	t.Logf("testenv: Kafka %s at %v", k.Kind, k.Brokers)
 	return k

@@ -51,6 +51,7 @@ type Config struct {
 	Kafka        config.StringList
 	Topic        string
 	Redis        string
+	RedisTimeout time.Duration
 	Namespace    string
 	WriteTimeout time.Duration
 	// ExperimentFile is the ranking service's experiment file: the
@@ -69,7 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Kafka = config.StringList{servicemap.DefaultKafka}
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic events are written to")
-	fs.StringVar(&c.Redis, "redis", "localhost:6379", "Redis with the experiment counters; "+featurestore.DialHelp)
+	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout) // the experiment counters
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "longest wait for Kafka to acknowledge a batch")
 	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "the ranking service's experiment JSON, read at each report for the configured weights (sample-ratio check); empty: ranking's default experiment")
@@ -80,7 +81,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if len(cfg.Kafka) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
+	"github.com/recsys/recsys/libs/embedded"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/featurestore"
@@ -183,7 +184,7 @@ func TestRecordEventsRejectsTheWholeBatch(t *testing.T) {
 func TestKafkaDownThenRetry(t *testing.T) {
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	_, stop, err := eventstream.StartEmbedded(addr)
+	_, stop, err := embedded.StartKafka(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestKafkaDownThenRetry(t *testing.T) {
 		t.Errorf("RecordEvents with Kafka down took %s, past the 2s deadline", took)
 	}
 
-	_, stop, err = eventstream.StartEmbedded(addr)
+	_, stop, err = embedded.StartKafka(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 // Config is the loader's whole configuration.
 type Config struct {
 	Redis          string
+	RedisTimeout   time.Duration
 	Namespace      string
 	Users          string
 	Items          string
@@ -45,7 +46,7 @@ type Config struct {
 
 // RegisterFlags adds the loader's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Redis, "redis", "localhost:6379", featurestore.DialHelp)
+	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout)
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.StringVar(&c.Users, "users", "", "users file (u.user, .csv, .jsonl)")
 	fs.StringVar(&c.Items, "items", "", "items file (u.item, movies.csv, .csv, .jsonl)")
@@ -85,7 +86,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return sum, err
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
 	if err != nil {
 		return sum, err
 	}

@@ -22,8 +22,9 @@ import (
 
 	"github.com/recsys/recsys/libs/certs"
 	"github.com/recsys/recsys/libs/config"
-	"github.com/recsys/recsys/libs/eventstream"
+	"github.com/recsys/recsys/libs/embedded"
 	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/services/featurecompute"
 	"github.com/recsys/recsys/services/feedback"
@@ -37,9 +38,10 @@ import (
 
 // Config holds every service's configuration.
 type Config struct {
-	// Redis is the Redis every service uses (featurestore.DialHelp); the
-	// embedded one is started here and shared.
-	Redis string
+	// Redis is the Redis every service uses (featurestore.DialHelp), or
+	// embedded[://host:port] for the embedded server started here.
+	Redis        string
+	RedisTimeout time.Duration
 	// Kafka is the brokers every service uses, or embedded[://host:port]
 	// for the embedded broker started here.
 	Kafka string
@@ -69,19 +71,32 @@ type service struct {
 	run      func(context.Context, *slog.Logger) error
 }
 
+// services are the servers of the service table (libs/servicemap), each
+// with its configuration and Run; the table gives each its default ports.
 func (c *Config) services() []service {
+	s := func(name servicemap.Name, serving *serving.Config, register func(*flag.FlagSet), run func(context.Context, *slog.Logger) error) service {
+		return service{string(name), serving, register, run}
+	}
 	return []service{
-		{"userfeatures", &c.UserFeatures.Serving, c.UserFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return userfeatures.Run(ctx, c.UserFeatures, l) }},
-		{"itemfeatures", &c.ItemFeatures.Serving, c.ItemFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return itemfeatures.Run(ctx, c.ItemFeatures, l) }},
-		{"ranking", &c.Ranking.Serving, c.Ranking.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return ranking.Run(ctx, c.Ranking, l) }},
-		{"feedback", &c.Feedback.Serving, c.Feedback.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return feedback.Run(ctx, c.Feedback, l) }},
-		{"featurecompute", &c.FeatureCompute.Serving, c.FeatureCompute.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return featurecompute.Run(ctx, c.FeatureCompute, l) }},
-		{"web", &c.Web.Serving, c.Web.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return web.Run(ctx, c.Web, l) }},
+		s(servicemap.UserFeatures, &c.UserFeatures.Serving, c.UserFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return userfeatures.Run(ctx, c.UserFeatures, l) }),
+		s(servicemap.ItemFeatures, &c.ItemFeatures.Serving, c.ItemFeatures.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return itemfeatures.Run(ctx, c.ItemFeatures, l) }),
+		s(servicemap.Ranking, &c.Ranking.Serving, c.Ranking.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return ranking.Run(ctx, c.Ranking, l) }),
+		s(servicemap.Feedback, &c.Feedback.Serving, c.Feedback.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return feedback.Run(ctx, c.Feedback, l) }),
+		s(servicemap.FeatureCompute, &c.FeatureCompute.Serving, c.FeatureCompute.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return featurecompute.Run(ctx, c.FeatureCompute, l) }),
+		s(servicemap.Web, &c.Web.Serving, c.Web.RegisterFlags, func(ctx context.Context, l *slog.Logger) error { return web.Run(ctx, c.Web, l) }),
 	}
 }
 
 // shared are the flags set once for all services.
-var shared = map[string]bool{"redis": true, "kafka": true}
+var shared = map[string]bool{"redis": true, "redis-timeout": true, "kafka": true}
+
+// The embedded servers' default addresses: the standard ports, so that
+// tools run beside make run (ingest, the trainer's -from-log) reach them
+// with their own defaults.
+var (
+	embeddedRedis = fmt.Sprintf("embedded://127.0.0.1:%d", servicemap.RedisPort)
+	embeddedKafka = fmt.Sprintf("embedded://127.0.0.1:%d", servicemap.KafkaPort)
+)
 
 // The demo world of make run: small enough to train in seconds.
 const (
@@ -93,8 +108,10 @@ const (
 // RegisterFlags adds every service's flags to fs, each under its name, and
 // the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Redis, "redis", "embedded://127.0.0.1:6379", featurestore.DialHelp)
-	fs.StringVar(&c.Kafka, "kafka", "embedded://127.0.0.1:19092", "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker")
+	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout)
+	serving.SetDefault(fs, "redis", embeddedRedis)
+	fs.Lookup("redis").Usage = "embedded[://host:port] for an in-process Redis-compatible server, or a real one. " + featurestore.DialHelp
+	fs.StringVar(&c.Kafka, "kafka", embeddedKafka, "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker (on a free port if that one is taken)")
 	fs.BoolVar(&c.TLS, "tls", false, "mutual TLS between all services, with a CA and certificates made for this run in -tls-dir")
 	fs.StringVar(&c.TLSDir, "tls-dir", ".cache/certs", "where -tls writes its CA and certificates")
 	fs.BoolVar(&c.Simulate, "simulate", true, "seed a demo world and run gentle background traffic from its simulated users")
@@ -142,7 +159,17 @@ func printEndpoints(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis, cfg.Kafka)
 }
 
-// dialable turns a listen address (":9091") into one to dial.
+// embeddedAddr reports whether spec (a -redis or -kafka value) asks for an
+// embedded server, and on which address ("": a free port).
+func embeddedAddr(spec string) (string, bool) {
+	if spec == "embedded" {
+		return "", true
+	}
+	addr, ok := strings.CutPrefix(spec, "embedded://")
+	return addr, ok
+}
+
+// dialable turns a listen address (":50051") into one to dial.
 func dialable(listen string) string {
 	if strings.HasPrefix(listen, ":") {
 		return "localhost" + listen
@@ -158,23 +185,29 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := initialModel(ctx, cfg, logger); err != nil {
 		return fmt.Errorf("first model: %w", err)
 	}
-	if featurestore.IsEmbedded(cfg.Redis) {
-		addr, stop, err := featurestore.StartEmbedded(cfg.Redis)
+	if addr, ok := embeddedAddr(cfg.Redis); ok {
+		m, err := embedded.StartRedis(addr)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (pass a free address, e.g. -redis=embedded, or a real Redis's host:port)", err)
 		}
-		defer stop()
-		logger.Info("embedded Redis-compatible server started", "addr", addr)
-		cfg.Redis = addr
+		defer m.Close()
+		logger.Info("embedded Redis-compatible server started", "addr", m.Addr())
+		cfg.Redis = m.Addr()
 	}
-	if strings.HasPrefix(cfg.Kafka, "embedded") {
-		addr, stop, err := eventstream.StartEmbedded(strings.TrimPrefix(strings.TrimPrefix(cfg.Kafka, "embedded"), "://"))
+	if addr, ok := embeddedAddr(cfg.Kafka); ok {
+		got, stop, err := embedded.StartKafka(addr)
+		if embedded.InUse(err) {
+			// Most likely a real broker: leave it alone and say where
+			// the embedded one went.
+			logger.Warn("the embedded Kafka's port is taken; starting it on a free port", "asked", addr, "err", err)
+			got, stop, err = embedded.StartKafka("")
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (pass a free address or a real broker)", err)
 		}
 		defer stop()
-		logger.Info("embedded Kafka-compatible broker started", "addr", addr)
-		cfg.Kafka = addr
+		logger.Info("embedded Kafka-compatible broker started", "addr", got)
+		cfg.Kafka = got
 	}
 	if cfg.TLS {
 		if err := useTLS(&cfg, cfg.TLSDir); err != nil {
@@ -186,7 +219,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	brokers.Set(cfg.Kafka)
 	cfg.UserFeatures.Redis = cfg.Redis
 	cfg.ItemFeatures.Redis = cfg.Redis
-	cfg.Feedback.Redis, cfg.Feedback.Kafka = cfg.Redis, brokers
+	cfg.Feedback.Redis, cfg.Feedback.RedisTimeout, cfg.Feedback.Kafka = cfg.Redis, cfg.RedisTimeout, brokers
 	cfg.FeatureCompute.Redis, cfg.FeatureCompute.Kafka = cfg.Redis, brokers
 	cfg.Ranking.Kafka = brokers
 	cfg.Ranking.UserFeatures = dialable(cfg.UserFeatures.Serving.GRPCAddr)
