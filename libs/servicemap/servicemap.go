@@ -45,9 +45,8 @@ const (
 	RedisPort = 6379
 	// DefaultKafka is every binary's default -kafka: a broker on this
 	// machine, where make deps-up and make run's embedded broker listen.
+	// (-redis's default, localhost:6379, is featurestore.RegisterFlags'.)
 	DefaultKafka = "localhost:9092"
-	// DefaultRedis is every binary's default -redis.
-	DefaultRedis = "localhost:6379"
 )
 
 // Service is one row of the table.
