@@ -286,12 +286,12 @@ certs: ## a local CA and one mTLS certificate per service, in certs/
 	go run ./libs/certs/cmd/certs -dir certs
 
 .PHONY: deps-up
-deps-up: ## start a real Redis (:6379) and Kafka (:19092) on loopback, as CI does
+deps-up: ## start a real Redis (:6379) and Kafka (:9092) on loopback, as CI does
 	@mkdir -p .cache/deps
 	redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
 	  --pidfile $(CURDIR)/.cache/deps/redis.pid --dir $(CURDIR)/.cache/deps
-	.ci/kafka/start.sh $(CURDIR)/.cache/deps/kafka 19092
-	@echo "export RECSYS_TEST_REDIS_ADDR=127.0.0.1:6379 RECSYS_TEST_KAFKA_BROKERS=127.0.0.1:19092"
+	.ci/kafka/start.sh $(CURDIR)/.cache/deps/kafka 9092
+	@echo "export RECSYS_TEST_REDIS_ADDR=127.0.0.1:6379 RECSYS_TEST_KAFKA_BROKERS=127.0.0.1:9092"
 
 .PHONY: deps-down
 deps-down: ## stop what deps-up started
