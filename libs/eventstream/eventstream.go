@@ -48,7 +48,7 @@ var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
 // sets a missing event_time to the arrival time first. The error names the
 // field.
 func Validate(e *feedbackv1.Event, now time.Time) error {
-	if err := Check(e); err != nil {
+	if _, err := Check(e); err != nil {
 		return err
 	}
 	t := e.GetEventTime().AsTime()
@@ -63,24 +63,33 @@ func Validate(e *feedbackv1.Event, now time.Time) error {
 
 // Check checks an event's shape, not its age: what the stream processor
 // requires of an event already accepted into the log (it may read it late,
-// after an outage or in a rebuild).
-func Check(e *feedbackv1.Event) error {
+// after an outage or in a rebuild). It returns the event converted for the
+// feature store, which checks the rest, so an event on its way through the
+// stream processor is converted once.
+func Check(e *feedbackv1.Event) (featurestore.Event, error) {
+	var err error
 	switch {
 	case !eventIDPattern.MatchString(e.GetEventId()):
-		return fmt.Errorf("event_id %q: want 1 to 128 letters, digits or . _ : -", e.GetEventId())
+		err = fmt.Errorf("event_id %q: want 1 to 128 letters, digits or . _ : -", e.GetEventId())
 	case e.GetType() != feedbackv1.EventType_EVENT_TYPE_IMPRESSION && e.GetType() != feedbackv1.EventType_EVENT_TYPE_CLICK:
-		return fmt.Errorf("type %v: want EVENT_TYPE_IMPRESSION or EVENT_TYPE_CLICK", e.GetType())
+		err = fmt.Errorf("type %v: want EVENT_TYPE_IMPRESSION or EVENT_TYPE_CLICK", e.GetType())
 	case e.GetUserId() == "" || len(e.GetUserId()) > MaxIDBytes:
-		return fmt.Errorf("user_id: want 1 to %d bytes", MaxIDBytes)
+		err = fmt.Errorf("user_id: want 1 to %d bytes", MaxIDBytes)
 	case e.GetItemId() == "" || len(e.GetItemId()) > MaxIDBytes:
-		return fmt.Errorf("item_id: want 1 to %d bytes", MaxIDBytes)
+		err = fmt.Errorf("item_id: want 1 to %d bytes", MaxIDBytes)
 	case e.GetExperimentId() != "" && e.GetArm() == "":
-		return fmt.Errorf("arm: required with experiment_id %q", e.GetExperimentId())
+		err = fmt.Errorf("arm: required with experiment_id %q", e.GetExperimentId())
+	case e.GetEventTime() == nil:
+		err = errors.New("event_time: required")
 	}
-	if e.GetEventTime() == nil {
-		return errors.New("event_time: required")
+	if err != nil {
+		return featurestore.Event{}, err
 	}
-	return ToStore(e).Validate()
+	ev := ToStore(e)
+	if err := ev.Validate(); err != nil {
+		return featurestore.Event{}, err
+	}
+	return ev, nil
 }
 
 // ToStore converts a validated event for the feature store.

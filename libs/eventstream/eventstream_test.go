@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
+	"github.com/recsys/recsys/libs/featurestore"
 )
 
 func TestTraceContextTravelsInHeaders(t *testing.T) {
@@ -63,7 +64,11 @@ func TestValidate(t *testing.T) {
 	}
 	old := good()
 	old.EventTime = timestamppb.New(now.Add(-MaxAge - time.Hour))
-	if err := Check(old); err != nil {
+	ev, err := Check(old)
+	if err != nil {
 		t.Errorf("Check(an old event) = %v; the stream processor must still apply it", err)
+	}
+	if ev.ID != old.GetEventId() || ev.Kind != featurestore.Click || !ev.Time.Equal(old.GetEventTime().AsTime()) {
+		t.Errorf("Check(an old event) = %+v, want it converted for the store", ev)
 	}
 }

@@ -23,8 +23,8 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if Check(e) == nil {
-			if err := ToStore(e).Validate(); err != nil {
+		if ev, err := Check(e); err == nil {
+			if err := ev.Validate(); err != nil {
 				t.Fatalf("Check passed but the store refuses the event: %v", err)
 			}
 		}

@@ -316,11 +316,12 @@ func (c *Consumer) apply(ctx context.Context, batch []kafka.Message) error {
 			parked = append(parked, deadLetter(m, "undecodable", err))
 			continue
 		}
-		if err := eventstream.Check(e); err != nil {
+		ev, err := eventstream.Check(e)
+		if err != nil {
 			parked = append(parked, deadLetter(m, "invalid", err))
 			continue
 		}
-		events = append(events, eventstream.ToStore(e))
+		events = append(events, ev)
 	}
 	ctx, span := c.tracer.Start(ctx, "featurecompute.apply", trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("events", len(events)), attribute.Int("dead_lettered", len(parked))))

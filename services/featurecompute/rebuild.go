@@ -110,13 +110,17 @@ func replay(ctx context.Context, cfg RebuildConfig, to *featurestore.Store, from
 	}
 	err := eventstream.ReadRange(ctx, cfg.Brokers, cfg.Topic, from, until, func(m kafka.Message) error {
 		e, err := eventstream.Decode(m)
-		if err != nil || eventstream.Check(e) != nil {
+		if err != nil {
 			return nil // the live consumer dead-lettered it already
 		}
-		if !cfg.From.IsZero() && e.GetEventTime().AsTime().Before(cfg.From) {
+		ev, err := eventstream.Check(e)
+		if err != nil {
+			return nil // likewise
+		}
+		if !cfg.From.IsZero() && ev.Time.Before(cfg.From) {
 			return nil
 		}
-		batch = append(batch, eventstream.ToStore(e))
+		batch = append(batch, ev)
 		if len(batch) == 1000 {
 			return flush()
 		}
