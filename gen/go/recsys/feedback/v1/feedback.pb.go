@@ -10,6 +10,7 @@
 package feedbackv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -83,16 +84,21 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 // and arm tie it to the ranking that showed the item.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Client-chosen unique id; the de-duplication key.
+	// Client-chosen unique id; the de-duplication key: 1 to 128 letters,
+	// digits or . _ : -
 	EventId      string    `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	Type         EventType `protobuf:"varint,2,opt,name=type,proto3,enum=recsys.feedback.v1.EventType" json:"type,omitempty"`
 	UserId       string    `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	ItemId       string    `protobuf:"bytes,4,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	RequestId    string    `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	ModelVersion string    `protobuf:"bytes,6,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	ExperimentId string    `protobuf:"bytes,7,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
-	Arm          string    `protobuf:"bytes,8,opt,name=arm,proto3" json:"arm,omitempty"`
-	// When the user acted; unset means the time the server received it.
+	// Without braces (it names a Redis Cluster hash slot).
+	ExperimentId string `protobuf:"bytes,7,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	Arm          string `protobuf:"bytes,8,opt,name=arm,proto3" json:"arm,omitempty"`
+	// When the user acted; unset means the time the server received it. At
+	// most 5 minutes ahead of the server's clock (clock skew), and no older
+	// than the window in which the server remembers event ids (so that a
+	// redelivery never counts twice).
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// Zero-based position of the item in the list the user saw.
 	Position int32 `protobuf:"varint,10,opt,name=position,proto3" json:"position,omitempty"`
@@ -229,8 +235,9 @@ func (x *Event) GetServerLatency() *durationpb.Duration {
 }
 
 type RecordEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one, at most 1000 per call.
+	Events        []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,13 +324,15 @@ func (x *RecordEventsResponse) GetAcceptedCount() int32 {
 }
 
 type GetExperimentReportRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	ExperimentId string                 `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 characters without braces.
+	ExperimentId string `protobuf:"bytes,1,opt,name=experiment_id,json=experimentId,proto3" json:"experiment_id,omitempty"`
 	// Arm to compare against; empty means the experiment's control arm.
 	ControlArm string `protobuf:"bytes,2,opt,name=control_arm,json=controlArm,proto3" json:"control_arm,omitempty"`
-	// Configured traffic weights by arm, for the sample-ratio check. Empty
-	// means the weights of the experiment file the feedback service reads
-	// (-experiment-file) when it describes this experiment.
+	// Configured traffic weights by arm, for the sample-ratio check: finite,
+	// not negative. Empty means the weights of the experiment file the
+	// feedback service reads (-experiment-file) when it describes this
+	// experiment.
 	ArmWeights    map[string]float64 `protobuf:"bytes,3,rep,name=arm_weights,json=armWeights,proto3" json:"arm_weights,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -929,37 +938,40 @@ var File_recsys_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_recsys_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"!recsys/feedback/v1/feedback.proto\x12\x12recsys.feedback.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
-	"\x05Event\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId\x121\n" +
-	"\x04type\x18\x02 \x01(\x0e2\x1d.recsys.feedback.v1.EventTypeR\x04type\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x17\n" +
-	"\aitem_id\x18\x04 \x01(\tR\x06itemId\x12\x1d\n" +
+	"!recsys/feedback/v1/feedback.proto\x12\x12recsys.feedback.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x06\n" +
+	"\x05Event\x12:\n" +
+	"\bevent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._:-]{1,128}$R\aeventId\x12=\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.recsys.feedback.v1.EventTypeB\n" +
+	"\xbaH\a\x82\x01\x04\x18\x01\x18\x02R\x04type\x12\"\n" +
+	"\auser_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12\"\n" +
+	"\aitem_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06itemId\x12&\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\x12#\n" +
-	"\rmodel_version\x18\x06 \x01(\tR\fmodelVersion\x12#\n" +
-	"\rexperiment_id\x18\a \x01(\tR\fexperimentId\x12\x10\n" +
-	"\x03arm\x18\b \x01(\tR\x03arm\x129\n" +
+	"request_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\trequestId\x12A\n" +
+	"\rmodel_version\x18\x06 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^[^\\x00-\\x1F\\x7F]*$R\fmodelVersion\x12C\n" +
+	"\rexperiment_id\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x18@2\x15^[^{}\\x00-\\x1F\\x7F]*$R\fexperimentId\x12.\n" +
+	"\x03arm\x18\b \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^[^\\x00-\\x1F\\x7F]*$R\x03arm\x129\n" +
 	"\n" +
-	"event_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x1a\n" +
+	"event_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12#\n" +
 	"\bposition\x18\n" +
-	" \x01(\x05R\bposition\x12+\n" +
+	" \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bposition\x12+\n" +
 	"\x11features_degraded\x18\v \x01(\bR\x10featuresDegraded\x12%\n" +
 	"\x0emodel_fallback\x18\f \x01(\bR\rmodelFallback\x12@\n" +
-	"\x0eserver_latency\x18\r \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\"H\n" +
-	"\x13RecordEventsRequest\x121\n" +
-	"\x06events\x18\x01 \x03(\v2\x19.recsys.feedback.v1.EventR\x06events\"=\n" +
+	"\x0eserver_latency\x18\r \x01(\v2\x19.google.protobuf.DurationR\rserverLatency:w\xbaHt\x1ar\n" +
+	"\x19event.arm_with_experiment\x12)arm is required when experiment_id is set\x1a*this.experiment_id == '' || this.arm != ''\"U\n" +
+	"\x13RecordEventsRequest\x12>\n" +
+	"\x06events\x18\x01 \x03(\v2\x19.recsys.feedback.v1.EventB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x06events\"=\n" +
 	"\x14RecordEventsResponse\x12%\n" +
-	"\x0eaccepted_count\x18\x01 \x01(\x05R\racceptedCount\"\x82\x02\n" +
-	"\x1aGetExperimentReportRequest\x12#\n" +
-	"\rexperiment_id\x18\x01 \x01(\tR\fexperimentId\x12\x1f\n" +
-	"\vcontrol_arm\x18\x02 \x01(\tR\n" +
-	"controlArm\x12_\n" +
-	"\varm_weights\x18\x03 \x03(\v2>.recsys.feedback.v1.GetExperimentReportRequest.ArmWeightsEntryR\n" +
+	"\x0eaccepted_count\x18\x01 \x01(\x05R\racceptedCount\"\x80\x04\n" +
+	"\x1aGetExperimentReportRequest\x12E\n" +
+	"\rexperiment_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x10\x01\x18@2\x15^[^{}\\x00-\\x1F\\x7F]+$R\fexperimentId\x12(\n" +
+	"\vcontrol_arm\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"controlArm\x12x\n" +
+	"\varm_weights\x18\x03 \x03(\v2>.recsys.feedback.v1.GetExperimentReportRequest.ArmWeightsEntryB\x17\xbaH\x14\x9a\x01\x11\x10d*\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\n" +
 	"armWeights\x1a=\n" +
 	"\x0fArmWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xf3\x06\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01:\xb7\x01\xbaH\xb3\x01\x1a\xb0\x01\n" +
+	"\x16report.positive_weight\x12?arm_weights: all zero; at least one arm needs a positive weight\x1aUthis.arm_weights.size() == 0 || this.arm_weights.exists(k, this.arm_weights[k] > 0.0)\"\xf3\x06\n" +
 	"\tArmReport\x12\x10\n" +
 	"\x03arm\x18\x01 \x01(\tR\x03arm\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12 \n" +

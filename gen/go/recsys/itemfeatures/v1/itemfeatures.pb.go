@@ -10,6 +10,7 @@
 package itemfeaturesv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -28,10 +29,13 @@ const (
 
 // ItemAttributes is the static part of an item, ingested in batch.
 type ItemAttributes struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	ItemId string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	Title  string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	// Categories (genres), most specific first.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 characters: at most 256 bytes of UTF-8, the feature store's
+	// limit, in a unit a JSON Schema can check.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	Title  string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// Categories (genres), most specific first: each 1 to 64 characters
+	// without control characters.
 	Categories []string `protobuf:"bytes,3,rep,name=categories,proto3" json:"categories,omitempty"`
 	// Release year; 0 when unknown.
 	Year int32 `protobuf:"varint,4,opt,name=year,proto3" json:"year,omitempty"`
@@ -205,7 +209,7 @@ func (x *GetItemFeatureResponse) GetItem() *v1.FeatureSet {
 
 type GetItemFeaturesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At least one, at most the documented maximum per call.
+	// At least one, at most 1000 per call.
 	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
 	// Features to return; empty means all.
 	FeatureNames  []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
@@ -260,7 +264,11 @@ func (x *GetItemFeaturesRequest) GetFeatureNames() []string {
 type GetItemFeaturesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// In the order of the request's item_ids.
-	Items         []*v1.FeatureSet `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*v1.FeatureSet `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The feature generation the real-time features were read from: it
+	// changes when a rebuild switches over, and a cache of item features
+	// (ranking's) is then out of date.
+	Generation    string `protobuf:"bytes,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -302,9 +310,17 @@ func (x *GetItemFeaturesResponse) GetItems() []*v1.FeatureSet {
 	return nil
 }
 
+func (x *GetItemFeaturesResponse) GetGeneration() string {
+	if x != nil {
+		return x.Generation
+	}
+	return ""
+}
+
 type UpsertItemsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Items         []*ItemAttributes      `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one, at most 10000 per call.
+	Items         []*ItemAttributes `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,7 +408,7 @@ func (x *UpsertItemsResponse) GetUpsertedCount() int32 {
 
 type ListTrendingItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Maximum number of items; 0 means the server default.
+	// Maximum number of items, at most 1000; 0 means the server default (50).
 	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Restrict to one category; empty means all.
 	Category      string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
@@ -546,12 +562,12 @@ var File_recsys_itemfeatures_v1_itemfeatures_proto protoreflect.FileDescriptor
 
 const file_recsys_itemfeatures_v1_itemfeatures_proto_rawDesc = "" +
 	"\n" +
-	")recsys/itemfeatures/v1/itemfeatures.proto\x12\x16recsys.itemfeatures.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frecsys/feature/v1/feature.proto\"\x8a\x02\n" +
-	"\x0eItemAttributes\x12\x17\n" +
-	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
-	"\x05title\x18\x02 \x01(\tR\x05title\x12\x1e\n" +
+	")recsys/itemfeatures/v1/itemfeatures.proto\x12\x16recsys.itemfeatures.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1frecsys/feature/v1/feature.proto\"\xbc\x02\n" +
+	"\x0eItemAttributes\x12\"\n" +
+	"\aitem_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06itemId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12E\n" +
 	"\n" +
-	"categories\x18\x03 \x03(\tR\n" +
+	"categories\x18\x03 \x03(\tB%\xbaH\"\x92\x01\x1f\x10d\"\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1F\\x7F]+$R\n" +
 	"categories\x12\x12\n" +
 	"\x04year\x18\x04 \x01(\x05R\x04year\x12V\n" +
 	"\n" +
@@ -559,24 +575,30 @@ const file_recsys_itemfeatures_v1_itemfeatures_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
-	"\x15GetItemFeatureRequest\x12\x17\n" +
-	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12#\n" +
-	"\rfeature_names\x18\x02 \x03(\tR\ffeatureNames\"K\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf2\x01\n" +
+	"\x15GetItemFeatureRequest\x12\"\n" +
+	"\aitem_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06itemId\x12\xb4\x01\n" +
+	"\rfeature_names\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\x10d\"\x81\x01r\x7fR\x05titleR\n" +
+	"categoriesR\x04yearR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x0etrending_scoreR\ffeatureNames\"K\n" +
 	"\x16GetItemFeatureResponse\x121\n" +
-	"\x04item\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04item\"X\n" +
-	"\x16GetItemFeaturesRequest\x12\x19\n" +
-	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12#\n" +
-	"\rfeature_names\x18\x02 \x03(\tR\ffeatureNames\"N\n" +
+	"\x04item\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04item\"\xff\x01\n" +
+	"\x16GetItemFeaturesRequest\x12.\n" +
+	"\bitem_ids\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\b\x01\x10\xe8\a\"\x06r\x04\x10\x01\x18@R\aitemIds\x12\xb4\x01\n" +
+	"\rfeature_names\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\x10d\"\x81\x01r\x7fR\x05titleR\n" +
+	"categoriesR\x04yearR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x0etrending_scoreR\ffeatureNames\"n\n" +
 	"\x17GetItemFeaturesResponse\x123\n" +
-	"\x05items\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05items\"R\n" +
-	"\x12UpsertItemsRequest\x12<\n" +
-	"\x05items\x18\x01 \x03(\v2&.recsys.itemfeatures.v1.ItemAttributesR\x05items\"<\n" +
+	"\x05items\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05items\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\tR\n" +
+	"generation\"_\n" +
+	"\x12UpsertItemsRequest\x12I\n" +
+	"\x05items\x18\x01 \x03(\v2&.recsys.itemfeatures.v1.ItemAttributesB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"<\n" +
 	"\x13UpsertItemsResponse\x12%\n" +
-	"\x0eupserted_count\x18\x01 \x01(\x05R\rupsertedCount\"L\n" +
-	"\x18ListTrendingItemsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x1a\n" +
-	"\bcategory\x18\x02 \x01(\tR\bcategory\"=\n" +
+	"\x0eupserted_count\x18\x01 \x01(\x05R\rupsertedCount\"a\n" +
+	"\x18ListTrendingItemsRequest\x12 \n" +
+	"\x05limit\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x05limit\x12#\n" +
+	"\bcategory\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\bcategory\"=\n" +
 	"\fTrendingItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\"W\n" +

@@ -11,6 +11,7 @@
 package rankingv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -95,7 +96,8 @@ func (ModelState) EnumDescriptor() ([]byte, []int) {
 type RankRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Items to score; at least one, at most the documented maximum.
+	// Items to score; at least one, at most 2000. Repeated ids are scored
+	// once.
 	CandidateIds []string `protobuf:"bytes,2,rep,name=candidate_ids,json=candidateIds,proto3" json:"candidate_ids,omitempty"`
 	// Number of items to return; 0 returns all candidates.
 	Limit int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
@@ -364,7 +366,8 @@ func (x *RankResponse) GetServerLatency() *durationpb.Duration {
 type RecommendRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Number of items to return; 0 means the server default.
+	// Number of items to return, at most 100; 0 means the server default
+	// (10).
 	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Pin a model version instead of the experiment's assignment.
 	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
@@ -555,8 +558,9 @@ func (x *RecommendResponse) GetRetrievalFallback() bool {
 
 type PredictRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Feature rows, row-major; the length must be a multiple of the model's
-	// input width.
+	// Feature rows, row-major, finite numbers; the length must be a
+	// multiple of the model's input width (ListModels says it), at most
+	// 2000 rows.
 	InputData []float32 `protobuf:"fixed32,1,rep,packed,name=input_data,json=inputData,proto3" json:"input_data,omitempty"`
 	// Model version to run; empty means the serving default.
 	ModelVersion  string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
@@ -1077,12 +1081,13 @@ var File_recsys_ranking_v1_ranking_proto protoreflect.FileDescriptor
 
 const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\n" +
-	"\x1frecsys/ranking/v1/ranking.proto\x12\x11recsys.ranking.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n" +
-	"\vRankRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rcandidate_ids\x18\x02 \x03(\tR\fcandidateIds\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12#\n" +
-	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\"\xa5\x01\n" +
+	"\x1frecsys/ranking/v1/ranking.proto\x12\x11recsys.ranking.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n" +
+	"\vRankRequest\x12\"\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x128\n" +
+	"\rcandidate_ids\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\b\x01\x10\xd0\x0f\"\x06r\x04\x10\x01\x18@R\fcandidateIds\x12 \n" +
+	"\x05limit\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xd0\x0f(\x00R\x05limit\x12,\n" +
+	"\rmodel_version\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\fmodelVersion\"\xa5\x01\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
@@ -1102,13 +1107,13 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12+\n" +
 	"\x11features_degraded\x18\x06 \x01(\bR\x10featuresDegraded\x12%\n" +
 	"\x0emodel_fallback\x18\a \x01(\bR\rmodelFallback\x12@\n" +
-	"\x0eserver_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\"\xba\x01\n" +
-	"\x10RecommendRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12#\n" +
-	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12(\n" +
-	"\x10exclude_item_ids\x18\x04 \x03(\tR\x0eexcludeItemIds\x12(\n" +
-	"\x10max_per_category\x18\x05 \x01(\x05R\x0emaxPerCategory\"\x88\x03\n" +
+	"\x0eserver_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\"\xf5\x01\n" +
+	"\x10RecommendRequest\x12\"\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12\x1f\n" +
+	"\x05limit\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x05limit\x12,\n" +
+	"\rmodel_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\fmodelVersion\x129\n" +
+	"\x10exclude_item_ids\x18\x04 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\xe8\a\"\x04r\x02\x18@R\x0eexcludeItemIds\x123\n" +
+	"\x10max_per_category\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x0emaxPerCategory\"\x88\x03\n" +
 	"\x11RecommendResponse\x123\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.recsys.ranking.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12#\n" +
@@ -1119,17 +1124,18 @@ const file_recsys_ranking_v1_ranking_proto_rawDesc = "" +
 	"\x11features_degraded\x18\x06 \x01(\bR\x10featuresDegraded\x12%\n" +
 	"\x0emodel_fallback\x18\a \x01(\bR\rmodelFallback\x12@\n" +
 	"\x0eserver_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\rserverLatency\x12-\n" +
-	"\x12retrieval_fallback\x18\t \x01(\bR\x11retrievalFallback\"T\n" +
-	"\x0ePredictRequest\x12\x1d\n" +
+	"\x12retrieval_fallback\x18\t \x01(\bR\x11retrievalFallback\"m\n" +
+	"\x0ePredictRequest\x12-\n" +
 	"\n" +
-	"input_data\x18\x01 \x03(\x02R\tinputData\x12#\n" +
-	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\"j\n" +
+	"input_data\x18\x01 \x03(\x02B\x0e\xbaH\v\x92\x01\b\b\x01\"\x04\n" +
+	"\x02@\x01R\tinputData\x12,\n" +
+	"\rmodel_version\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\fmodelVersion\"j\n" +
 	"\x0fPredictResponse\x12\x16\n" +
 	"\x06scores\x18\x01 \x03(\x02R\x06scores\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12\x1a\n" +
-	"\bprovider\x18\x03 \x01(\tR\bprovider\"'\n" +
-	"\x11ListModelsRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xa8\x04\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\"0\n" +
+	"\x11ListModelsRequest\x12\x1b\n" +
+	"\x04name\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04name\"\xa8\x04\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x123\n" +

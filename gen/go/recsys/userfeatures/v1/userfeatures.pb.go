@@ -11,6 +11,7 @@
 package userfeaturesv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -29,8 +30,10 @@ const (
 
 // UserProfile is the static part of a user, ingested in batch.
 type UserProfile struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 64 characters: at most 256 bytes of UTF-8, the feature store's
+	// limit, in a unit a JSON Schema can check.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Age in years; 0 when unknown.
 	Age        int32  `protobuf:"varint,2,opt,name=age,proto3" json:"age,omitempty"`
 	Gender     string `protobuf:"bytes,3,opt,name=gender,proto3" json:"gender,omitempty"`
@@ -117,7 +120,8 @@ func (x *UserProfile) GetAttributes() map[string]string {
 type GetUserFeatureRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Features to return; empty means all.
+	// Features to return; empty means all but clicked and history (which are
+	// long, and returned only when named).
 	FeatureNames  []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -213,9 +217,9 @@ func (x *GetUserFeatureResponse) GetUser() *v1.FeatureSet {
 
 type GetUserFeaturesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At least one, at most the documented maximum per call.
+	// At least one, at most 1000 per call.
 	UserIds []string `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
-	// Features to return; empty means all.
+	// Features to return; empty means all but clicked and history.
 	FeatureNames  []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -311,8 +315,9 @@ func (x *GetUserFeaturesResponse) GetUsers() []*v1.FeatureSet {
 }
 
 type UpsertUsersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []*UserProfile         `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one, at most 10000 per call.
+	Users         []*UserProfile `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -402,10 +407,11 @@ var File_recsys_userfeatures_v1_userfeatures_proto protoreflect.FileDescriptor
 
 const file_recsys_userfeatures_v1_userfeatures_proto_rawDesc = "" +
 	"\n" +
-	")recsys/userfeatures/v1/userfeatures.proto\x12\x16recsys.userfeatures.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1frecsys/feature/v1/feature.proto\"\x9f\x02\n" +
-	"\vUserProfile\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x10\n" +
-	"\x03age\x18\x02 \x01(\x05R\x03age\x12\x16\n" +
+	")recsys/userfeatures/v1/userfeatures.proto\x12\x16recsys.userfeatures.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1frecsys/feature/v1/feature.proto\"\xb6\x02\n" +
+	"\vUserProfile\x12\"\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12\x1c\n" +
+	"\x03age\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x96\x01(\x00R\x03age\x12\x16\n" +
 	"\x06gender\x18\x03 \x01(\tR\x06gender\x12\x1e\n" +
 	"\n" +
 	"occupation\x18\x04 \x01(\tR\n" +
@@ -416,19 +422,21 @@ const file_recsys_userfeatures_v1_userfeatures_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
-	"\x15GetUserFeatureRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rfeature_names\x18\x02 \x03(\tR\ffeatureNames\"K\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa1\x02\n" +
+	"\x15GetUserFeatureRequest\x12\"\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12\xe3\x01\n" +
+	"\rfeature_names\x18\x02 \x03(\tB\xbd\x01\xbaH\xb9\x01\x92\x01\xb5\x01\x10d\"\xb0\x01r\xad\x01R\x03ageR\x06genderR\n" +
+	"occupationR\bzip_codeR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x11category_affinityR\rrecent_clicksR\aclickedR\ahistoryR\ffeatureNames\"K\n" +
 	"\x16GetUserFeatureResponse\x121\n" +
-	"\x04user\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04user\"X\n" +
-	"\x16GetUserFeaturesRequest\x12\x19\n" +
-	"\buser_ids\x18\x01 \x03(\tR\auserIds\x12#\n" +
-	"\rfeature_names\x18\x02 \x03(\tR\ffeatureNames\"N\n" +
+	"\x04user\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04user\"\xae\x02\n" +
+	"\x16GetUserFeaturesRequest\x12.\n" +
+	"\buser_ids\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\b\x01\x10\xe8\a\"\x06r\x04\x10\x01\x18@R\auserIds\x12\xe3\x01\n" +
+	"\rfeature_names\x18\x02 \x03(\tB\xbd\x01\xbaH\xb9\x01\x92\x01\xb5\x01\x10d\"\xb0\x01r\xad\x01R\x03ageR\x06genderR\n" +
+	"occupationR\bzip_codeR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x11category_affinityR\rrecent_clicksR\aclickedR\ahistoryR\ffeatureNames\"N\n" +
 	"\x17GetUserFeaturesResponse\x123\n" +
-	"\x05users\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05users\"O\n" +
-	"\x12UpsertUsersRequest\x129\n" +
-	"\x05users\x18\x01 \x03(\v2#.recsys.userfeatures.v1.UserProfileR\x05users\"<\n" +
+	"\x05users\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05users\"\\\n" +
+	"\x12UpsertUsersRequest\x12F\n" +
+	"\x05users\x18\x01 \x03(\v2#.recsys.userfeatures.v1.UserProfileB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05users\"<\n" +
 	"\x13UpsertUsersResponse\x12%\n" +
 	"\x0eupserted_count\x18\x01 \x01(\x05R\rupsertedCount2\xc6\x03\n" +
 	"\x12UserFeatureService\x12\x95\x01\n" +

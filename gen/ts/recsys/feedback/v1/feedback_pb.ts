@@ -7,6 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/feedback/v1/feedback.proto.
  */
 export const file_recsys_feedback_v1_feedback: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvZmVlZGJhY2svdjEvZmVlZGJhY2sucHJvdG8SEnJlY3N5cy5mZWVkYmFjay52MSLfAgoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSKwoEdHlwZRgCIAEoDjIdLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudFR5cGUSDwoHdXNlcl9pZBgDIAEoCRIPCgdpdGVtX2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSFQoNbW9kZWxfdmVyc2lvbhgGIAEoCRIVCg1leHBlcmltZW50X2lkGAcgASgJEgsKA2FybRgIIAEoCRIuCgpldmVudF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwb3NpdGlvbhgKIAEoBRIZChFmZWF0dXJlc19kZWdyYWRlZBgLIAEoCBIWCg5tb2RlbF9mYWxsYmFjaxgMIAEoCBIxCg5zZXJ2ZXJfbGF0ZW5jeRgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJAChNSZWNvcmRFdmVudHNSZXF1ZXN0EikKBmV2ZW50cxgBIAMoCzIZLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudCIuChRSZWNvcmRFdmVudHNSZXNwb25zZRIWCg5hY2NlcHRlZF9jb3VudBgBIAEoBSLQAQoaR2V0RXhwZXJpbWVudFJlcG9ydFJlcXVlc3QSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRITCgtjb250cm9sX2FybRgCIAEoCRJTCgthcm1fd2VpZ2h0cxgDIAMoCzI+LnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdC5Bcm1XZWlnaHRzRW50cnkaMQoPQXJtV2VpZ2h0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEizQQKCUFybVJlcG9ydBILCgNhcm0YASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRITCgtpbXByZXNzaW9ucxgDIAEoAxIOCgZjbGlja3MYBCABKAMSFAoMdW5pcXVlX3VzZXJzGAUgASgDEgsKA2N0chgGIAEoARIPCgdjdHJfbG93GAcgASgBEhAKCGN0cl9oaWdoGAggASgBEgwKBGxpZnQYCSABKAESDwoHcF92YWx1ZRgKIAEoARIQCghsaWZ0X2xvdxgLIAEoARIRCglsaWZ0X2hpZ2gYDCABKAESGgoSc2VxdWVudGlhbF9wX3ZhbHVlGA0gASgBEhsKE3NlcXVlbnRpYWxfbGlmdF9sb3cYDiABKAESHAoUc2VxdWVudGlhbF9saWZ0X2hpZ2gYDyABKAESEgoKY3VwZWRfbGlmdBgQIAEoARIWCg5jdXBlZF9saWZ0X2xvdxgRIAEoARIXCg9jdXBlZF9saWZ0X2hpZ2gYEiABKAESFQoNY3VwZWRfcF92YWx1ZRgTIAEoARIgChhjdXBlZF92YXJpYW5jZV9yZWR1Y3Rpb24YFCABKAESGwoTZXhwZWN0ZWRfdXNlcl9zaGFyZRgVIAEoARISCgp1c2VyX3NoYXJlGBYgASgBEjIKCmd1YXJkcmFpbHMYFyABKAsyHi5yZWNzeXMuZmVlZGJhY2sudjEuR3VhcmRyYWlscxIzCgh2ZXJzaW9ucxgYIAMoCzIhLnJlY3N5cy5mZWVkYmFjay52MS5WZXJzaW9uQ291bnRzIksKDVZlcnNpb25Db3VudHMSFQoNbW9kZWxfdmVyc2lvbhgBIAEoCRITCgtpbXByZXNzaW9ucxgCIAEoAxIOCgZjbGlja3MYAyABKAMinwEKCkd1YXJkcmFpbHMSEwoLaW1wcmVzc2lvbnMYASABKAMSLgoLbGF0ZW5jeV9wOTkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVZmVhdHVyZV9mYWxsYmFja19yYXRlGAMgASgBEhsKE21vZGVsX2ZhbGxiYWNrX3JhdGUYBCABKAESEAoIYnJlYWNoZXMYBSADKAkiuQIKG0dldEV4cGVyaW1lbnRSZXBvcnRSZXNwb25zZRIVCg1leHBlcmltZW50X2lkGAEgASgJEhMKC2NvbnRyb2xfYXJtGAIgASgJEisKBGFybXMYAyADKAsyHS5yZWNzeXMuZmVlZGJhY2sudjEuQXJtUmVwb3J0EjAKDGdlbmVyYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3JtX2NoZWNrZWQYBSABKAgSEwoLc3JtX3BfdmFsdWUYBiABKAESCwoDc3JtGAcgASgIEhgKEGd1YXJkcmFpbF9icmVhY2gYCCABKAgSEAoId2FybmluZ3MYCSADKAkSDQoFYWxwaGEYCiABKAESHQoVc2VxdWVudGlhbF9taXh0dXJlX3NkGAsgASgBKlgKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfVFlQRV9JTVBSRVNTSU9OEAESFAoQRVZFTlRfVFlQRV9DTElDSxACMrQCCg9GZWVkYmFja1NlcnZpY2USeAoMUmVjb3JkRXZlbnRzEicucmVjc3lzLmZlZWRiYWNrLnYxLlJlY29yZEV2ZW50c1JlcXVlc3QaKC5yZWNzeXMuZmVlZGJhY2sudjEuUmVjb3JkRXZlbnRzUmVzcG9uc2UiFYLT5JMCDzoBKiIKL3YxL2V2ZW50cxKmAQoTR2V0RXhwZXJpbWVudFJlcG9ydBIuLnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdBovLnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVzcG9uc2UiLoLT5JMCKBImL3YxL2V4cGVyaW1lbnRzL3tleHBlcmltZW50X2lkfS9yZXBvcnRCP1o9Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVlZGJhY2svdjE7ZmVlZGJhY2t2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFyZWNzeXMvZmVlZGJhY2svdjEvZmVlZGJhY2sucHJvdG8SEnJlY3N5cy5mZWVkYmFjay52MSKJBQoFRXZlbnQSMQoIZXZlbnRfaWQYASABKAlCH7pIHHIaMhheW0EtWmEtejAtOS5fOi1dezEsMTI4fSQSNwoEdHlwZRgCIAEoDjIdLnJlY3N5cy5mZWVkYmFjay52MS5FdmVudFR5cGVCCrpIB4IBBBgBGAISGgoHdXNlcl9pZBgDIAEoCUIJukgGcgQQARhAEhoKB2l0ZW1faWQYBCABKAlCCbpIBnIEEAEYQBIbCgpyZXF1ZXN0X2lkGAUgASgJQge6SARyAhhAEjMKDW1vZGVsX3ZlcnNpb24YBiABKAlCHLpIGXIXGEAyE15bXlx4MDAtXHgxRlx4N0ZdKiQSNQoNZXhwZXJpbWVudF9pZBgHIAEoCUIeukgbchkYQDIVXltee31ceDAwLVx4MUZceDdGXSokEikKA2FybRgIIAEoCUIcukgZchcYQDITXlteXHgwMC1ceDFGXHg3Rl0qJBIuCgpldmVudF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZCghwb3NpdGlvbhgKIAEoBUIHukgEGgIoABIZChFmZWF0dXJlc19kZWdyYWRlZBgLIAEoCBIWCg5tb2RlbF9mYWxsYmFjaxgMIAEoCBIxCg5zZXJ2ZXJfbGF0ZW5jeRgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjp3ukh0GnIKGWV2ZW50LmFybV93aXRoX2V4cGVyaW1lbnQSKWFybSBpcyByZXF1aXJlZCB3aGVuIGV4cGVyaW1lbnRfaWQgaXMgc2V0Gip0aGlzLmV4cGVyaW1lbnRfaWQgPT0gJycgfHwgdGhpcy5hcm0gIT0gJyciTQoTUmVjb3JkRXZlbnRzUmVxdWVzdBI2CgZldmVudHMYASADKAsyGS5yZWNzeXMuZmVlZGJhY2sudjEuRXZlbnRCC7pICJIBBQgBEOgHIi4KFFJlY29yZEV2ZW50c1Jlc3BvbnNlEhYKDmFjY2VwdGVkX2NvdW50GAEgASgFIs4DChpHZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdBI3Cg1leHBlcmltZW50X2lkGAEgASgJQiC6SB1yGxABGEAyFV5bXnt9XHgwMC1ceDFGXHg3Rl0rJBIcCgtjb250cm9sX2FybRgCIAEoCUIHukgEcgIYQBJsCgthcm1fd2VpZ2h0cxgDIAMoCzI+LnJlY3N5cy5mZWVkYmFjay52MS5HZXRFeHBlcmltZW50UmVwb3J0UmVxdWVzdC5Bcm1XZWlnaHRzRW50cnlCF7pIFJoBERBkKg0SC0ABKQAAAAAAAAAAGjEKD0FybVdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBOrcBukizARqwAQoWcmVwb3J0LnBvc2l0aXZlX3dlaWdodBI/YXJtX3dlaWdodHM6IGFsbCB6ZXJvOyBhdCBsZWFzdCBvbmUgYXJtIG5lZWRzIGEgcG9zaXRpdmUgd2VpZ2h0GlV0aGlzLmFybV93ZWlnaHRzLnNpemUoKSA9PSAwIHx8IHRoaXMuYXJtX3dlaWdodHMuZXhpc3RzKGssIHRoaXMuYXJtX3dlaWdodHNba10gPiAwLjApIs0ECglBcm1SZXBvcnQSCwoDYXJtGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEwoLaW1wcmVzc2lvbnMYAyABKAMSDgoGY2xpY2tzGAQgASgDEhQKDHVuaXF1ZV91c2VycxgFIAEoAxILCgNjdHIYBiABKAESDwoHY3RyX2xvdxgHIAEoARIQCghjdHJfaGlnaBgIIAEoARIMCgRsaWZ0GAkgASgBEg8KB3BfdmFsdWUYCiABKAESEAoIbGlmdF9sb3cYCyABKAESEQoJbGlmdF9oaWdoGAwgASgBEhoKEnNlcXVlbnRpYWxfcF92YWx1ZRgNIAEoARIbChNzZXF1ZW50aWFsX2xpZnRfbG93GA4gASgBEhwKFHNlcXVlbnRpYWxfbGlmdF9oaWdoGA8gASgBEhIKCmN1cGVkX2xpZnQYECABKAESFgoOY3VwZWRfbGlmdF9sb3cYESABKAESFwoPY3VwZWRfbGlmdF9oaWdoGBIgASgBEhUKDWN1cGVkX3BfdmFsdWUYEyABKAESIAoYY3VwZWRfdmFyaWFuY2VfcmVkdWN0aW9uGBQgASgBEhsKE2V4cGVjdGVkX3VzZXJfc2hhcmUYFSABKAESEgoKdXNlcl9zaGFyZRgWIAEoARIyCgpndWFyZHJhaWxzGBcgASgLMh4ucmVjc3lzLmZlZWRiYWNrLnYxLkd1YXJkcmFpbHMSMwoIdmVyc2lvbnMYGCADKAsyIS5yZWNzeXMuZmVlZGJhY2sudjEuVmVyc2lvbkNvdW50cyJLCg1WZXJzaW9uQ291bnRzEhUKDW1vZGVsX3ZlcnNpb24YASABKAkSEwoLaW1wcmVzc2lvbnMYAiABKAMSDgoGY2xpY2tzGAMgASgDIp8BCgpHdWFyZHJhaWxzEhMKC2ltcHJlc3Npb25zGAEgASgDEi4KC2xhdGVuY3lfcDk5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh0KFWZlYXR1cmVfZmFsbGJhY2tfcmF0ZRgDIAEoARIbChNtb2RlbF9mYWxsYmFja19yYXRlGAQgASgBEhAKCGJyZWFjaGVzGAUgAygJIrkCChtHZXRFeHBlcmltZW50UmVwb3J0UmVzcG9uc2USFQoNZXhwZXJpbWVudF9pZBgBIAEoCRITCgtjb250cm9sX2FybRgCIAEoCRIrCgRhcm1zGAMgAygLMh0ucmVjc3lzLmZlZWRiYWNrLnYxLkFybVJlcG9ydBIwCgxnZW5lcmF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3NybV9jaGVja2VkGAUgASgIEhMKC3NybV9wX3ZhbHVlGAYgASgBEgsKA3NybRgHIAEoCBIYChBndWFyZHJhaWxfYnJlYWNoGAggASgIEhAKCHdhcm5pbmdzGAkgAygJEg0KBWFscGhhGAogASgBEh0KFXNlcXVlbnRpYWxfbWl4dHVyZV9zZBgLIAEoASpYCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUVWRU5UX1RZUEVfSU1QUkVTU0lPThABEhQKEEVWRU5UX1RZUEVfQ0xJQ0sQAjK0AgoPRmVlZGJhY2tTZXJ2aWNlEngKDFJlY29yZEV2ZW50cxInLnJlY3N5cy5mZWVkYmFjay52MS5SZWNvcmRFdmVudHNSZXF1ZXN0GigucmVjc3lzLmZlZWRiYWNrLnYxLlJlY29yZEV2ZW50c1Jlc3BvbnNlIhWC0+STAg86ASoiCi92MS9ldmVudHMSpgEKE0dldEV4cGVyaW1lbnRSZXBvcnQSLi5yZWNzeXMuZmVlZGJhY2sudjEuR2V0RXhwZXJpbWVudFJlcG9ydFJlcXVlc3QaLy5yZWNzeXMuZmVlZGJhY2sudjEuR2V0RXhwZXJpbWVudFJlcG9ydFJlc3BvbnNlIi6C0+STAigSJi92MS9leHBlcmltZW50cy97ZXhwZXJpbWVudF9pZH0vcmVwb3J0Qj9aPWdpdGh1Yi5jb20vcmVjc3lzL3JlY3N5cy9nZW4vZ28vcmVjc3lzL2ZlZWRiYWNrL3YxO2ZlZWRiYWNrdjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Event is one piece of feedback. request_id, model_version, experiment_id
@@ -26,7 +27,8 @@ export const file_recsys_feedback_v1_feedback: GenFile = /*@__PURE__*/
  */
 export type Event = Message<"recsys.feedback.v1.Event"> & {
   /**
-   * Client-chosen unique id; the de-duplication key.
+   * Client-chosen unique id; the de-duplication key: 1 to 128 letters,
+   * digits or . _ : -
    *
    * @generated from field: string event_id = 1;
    */
@@ -58,6 +60,8 @@ export type Event = Message<"recsys.feedback.v1.Event"> & {
   modelVersion: string;
 
   /**
+   * Without braces (it names a Redis Cluster hash slot).
+   *
    * @generated from field: string experiment_id = 7;
    */
   experimentId: string;
@@ -68,7 +72,10 @@ export type Event = Message<"recsys.feedback.v1.Event"> & {
   arm: string;
 
   /**
-   * When the user acted; unset means the time the server received it.
+   * When the user acted; unset means the time the server received it. At
+   * most 5 minutes ahead of the server's clock (clock skew), and no older
+   * than the window in which the server remembers event ids (so that a
+   * redelivery never counts twice).
    *
    * @generated from field: google.protobuf.Timestamp event_time = 9;
    */
@@ -114,6 +121,8 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
  */
 export type RecordEventsRequest = Message<"recsys.feedback.v1.RecordEventsRequest"> & {
   /**
+   * At least one, at most 1000 per call.
+   *
    * @generated from field: repeated recsys.feedback.v1.Event events = 1;
    */
   events: Event[];
@@ -148,6 +157,8 @@ export const RecordEventsResponseSchema: GenMessage<RecordEventsResponse> = /*@_
  */
 export type GetExperimentReportRequest = Message<"recsys.feedback.v1.GetExperimentReportRequest"> & {
   /**
+   * 1 to 64 characters without braces.
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
@@ -160,9 +171,10 @@ export type GetExperimentReportRequest = Message<"recsys.feedback.v1.GetExperime
   controlArm: string;
 
   /**
-   * Configured traffic weights by arm, for the sample-ratio check. Empty
-   * means the weights of the experiment file the feedback service reads
-   * (-experiment-file) when it describes this experiment.
+   * Configured traffic weights by arm, for the sample-ratio check: finite,
+   * not negative. Empty means the weights of the experiment file the
+   * feedback service reads (-experiment-file) when it describes this
+   * experiment.
    *
    * @generated from field: map<string, double> arm_weights = 3;
    */

@@ -7,6 +7,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { FeatureSet } from "../../feature/v1/feature_pb";
 import { file_recsys_feature_v1_feature } from "../../feature/v1/feature_pb";
@@ -16,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/itemfeatures/v1/itemfeatures.proto.
  */
 export const file_recsys_itemfeatures_v1_itemfeatures: GenFile = /*@__PURE__*/
-  fileDesc("CilyZWNzeXMvaXRlbWZlYXR1cmVzL3YxL2l0ZW1mZWF0dXJlcy5wcm90bxIWcmVjc3lzLml0ZW1mZWF0dXJlcy52MSLRAQoOSXRlbUF0dHJpYnV0ZXMSDwoHaXRlbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRISCgpjYXRlZ29yaWVzGAMgAygJEgwKBHllYXIYBCABKAUSSgoKYXR0cmlidXRlcxgFIAMoCzI2LnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuSXRlbUF0dHJpYnV0ZXMuQXR0cmlidXRlc0VudHJ5GjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFUdldEl0ZW1GZWF0dXJlUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEhUKDWZlYXR1cmVfbmFtZXMYAiADKAkiRQoWR2V0SXRlbUZlYXR1cmVSZXNwb25zZRIrCgRpdGVtGAEgASgLMh0ucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldCJBChZHZXRJdGVtRmVhdHVyZXNSZXF1ZXN0EhAKCGl0ZW1faWRzGAEgAygJEhUKDWZlYXR1cmVfbmFtZXMYAiADKAkiRwoXR2V0SXRlbUZlYXR1cmVzUmVzcG9uc2USLAoFaXRlbXMYASADKAsyHS5yZWNzeXMuZmVhdHVyZS52MS5GZWF0dXJlU2V0IksKElVwc2VydEl0ZW1zUmVxdWVzdBI1CgVpdGVtcxgBIAMoCzImLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuSXRlbUF0dHJpYnV0ZXMiLQoTVXBzZXJ0SXRlbXNSZXNwb25zZRIWCg51cHNlcnRlZF9jb3VudBgBIAEoBSI7ChhMaXN0VHJlbmRpbmdJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSEAoIY2F0ZWdvcnkYAiABKAkiLgoMVHJlbmRpbmdJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiUAoZTGlzdFRyZW5kaW5nSXRlbXNSZXNwb25zZRIzCgVpdGVtcxgBIAMoCzIkLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuVHJlbmRpbmdJdGVtMt0EChJJdGVtRmVhdHVyZVNlcnZpY2USlQEKDkdldEl0ZW1GZWF0dXJlEi0ucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5HZXRJdGVtRmVhdHVyZVJlcXVlc3QaLi5yZWNzeXMuaXRlbWZlYXR1cmVzLnYxLkdldEl0ZW1GZWF0dXJlUmVzcG9uc2UiJILT5JMCHhIcL3YxL2l0ZW1zL3tpdGVtX2lkfS9mZWF0dXJlcxKRAQoPR2V0SXRlbUZlYXR1cmVzEi4ucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5HZXRJdGVtRmVhdHVyZXNSZXF1ZXN0Gi8ucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5HZXRJdGVtRmVhdHVyZXNSZXNwb25zZSIdgtPkkwIXOgEqIhIvdjEvaXRlbXM6YmF0Y2hHZXQSgwEKC1Vwc2VydEl0ZW1zEioucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1JlcXVlc3QaKy5yZWNzeXMuaXRlbWZlYXR1cmVzLnYxLlVwc2VydEl0ZW1zUmVzcG9uc2UiG4LT5JMCFToBKiIQL3YxL2l0ZW1zOnVwc2VydBKUAQoRTGlzdFRyZW5kaW5nSXRlbXMSMC5yZWNzeXMuaXRlbWZlYXR1cmVzLnYxLkxpc3RUcmVuZGluZ0l0ZW1zUmVxdWVzdBoxLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuTGlzdFRyZW5kaW5nSXRlbXNSZXNwb25zZSIagtPkkwIUEhIvdjEvaXRlbXM6dHJlbmRpbmdCR1pFZ2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvaXRlbWZlYXR1cmVzL3YxO2l0ZW1mZWF0dXJlc3YxYgZwcm90bzM", [file_google_api_annotations, file_recsys_feature_v1_feature]);
+  fileDesc("CilyZWNzeXMvaXRlbWZlYXR1cmVzL3YxL2l0ZW1mZWF0dXJlcy5wcm90bxIWcmVjc3lzLml0ZW1mZWF0dXJlcy52MSKDAgoOSXRlbUF0dHJpYnV0ZXMSGgoHaXRlbV9pZBgBIAEoCUIJukgGcgQQARhAEg0KBXRpdGxlGAIgASgJEjkKCmNhdGVnb3JpZXMYAyADKAlCJbpIIpIBHxBkIhtyGRABGEAyE15bXlx4MDAtXHgxRlx4N0ZdKyQSDAoEeWVhchgEIAEoBRJKCgphdHRyaWJ1dGVzGAUgAygLMjYucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5JdGVtQXR0cmlidXRlcy5BdHRyaWJ1dGVzRW50cnkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3AEKFUdldEl0ZW1GZWF0dXJlUmVxdWVzdBIaCgdpdGVtX2lkGAEgASgJQgm6SAZyBBABGEASpgEKDWZlYXR1cmVfbmFtZXMYAiADKAlCjgG6SIoBkgGGARBkIoEBcn9SBXRpdGxlUgpjYXRlZ29yaWVzUgR5ZWFyUgljbGlja3NfMWhSCWNsaWNrc18xZFIJY2xpY2tzXzdkUg5pbXByZXNzaW9uc18xaFIOaW1wcmVzc2lvbnNfMWRSDmltcHJlc3Npb25zXzdkUgNjdHJSDnRyZW5kaW5nX3Njb3JlIkUKFkdldEl0ZW1GZWF0dXJlUmVzcG9uc2USKwoEaXRlbRgBIAEoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLkZlYXR1cmVTZXQi6AEKFkdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSJQoIaXRlbV9pZHMYASADKAlCE7pIEJIBDQgBEOgHIgZyBBABGEASpgEKDWZlYXR1cmVfbmFtZXMYAiADKAlCjgG6SIoBkgGGARBkIoEBcn9SBXRpdGxlUgpjYXRlZ29yaWVzUgR5ZWFyUgljbGlja3NfMWhSCWNsaWNrc18xZFIJY2xpY2tzXzdkUg5pbXByZXNzaW9uc18xaFIOaW1wcmVzc2lvbnNfMWRSDmltcHJlc3Npb25zXzdkUgNjdHJSDnRyZW5kaW5nX3Njb3JlIlsKF0dldEl0ZW1GZWF0dXJlc1Jlc3BvbnNlEiwKBWl0ZW1zGAEgAygLMh0ucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldBISCgpnZW5lcmF0aW9uGAIgASgJIlgKElVwc2VydEl0ZW1zUmVxdWVzdBJCCgVpdGVtcxgBIAMoCzImLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuSXRlbUF0dHJpYnV0ZXNCC7pICJIBBQgBEJBOIi0KE1Vwc2VydEl0ZW1zUmVzcG9uc2USFgoOdXBzZXJ0ZWRfY291bnQYASABKAUiUAoYTGlzdFRyZW5kaW5nSXRlbXNSZXF1ZXN0EhkKBWxpbWl0GAEgASgFQgq6SAcaBRjoBygAEhkKCGNhdGVnb3J5GAIgASgJQge6SARyAhhAIi4KDFRyZW5kaW5nSXRlbRIPCgdpdGVtX2lkGAEgASgJEg0KBXNjb3JlGAIgASgBIlAKGUxpc3RUcmVuZGluZ0l0ZW1zUmVzcG9uc2USMwoFaXRlbXMYASADKAsyJC5yZWNzeXMuaXRlbWZlYXR1cmVzLnYxLlRyZW5kaW5nSXRlbTLdBAoSSXRlbUZlYXR1cmVTZXJ2aWNlEpUBCg5HZXRJdGVtRmVhdHVyZRItLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuR2V0SXRlbUZlYXR1cmVSZXF1ZXN0Gi4ucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5HZXRJdGVtRmVhdHVyZVJlc3BvbnNlIiSC0+STAh4SHC92MS9pdGVtcy97aXRlbV9pZH0vZmVhdHVyZXMSkQEKD0dldEl0ZW1GZWF0dXJlcxIuLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuR2V0SXRlbUZlYXR1cmVzUmVxdWVzdBovLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuR2V0SXRlbUZlYXR1cmVzUmVzcG9uc2UiHYLT5JMCFzoBKiISL3YxL2l0ZW1zOmJhdGNoR2V0EoMBCgtVcHNlcnRJdGVtcxIqLnJlY3N5cy5pdGVtZmVhdHVyZXMudjEuVXBzZXJ0SXRlbXNSZXF1ZXN0GisucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1Jlc3BvbnNlIhuC0+STAhU6ASoiEC92MS9pdGVtczp1cHNlcnQSlAEKEUxpc3RUcmVuZGluZ0l0ZW1zEjAucmVjc3lzLml0ZW1mZWF0dXJlcy52MS5MaXN0VHJlbmRpbmdJdGVtc1JlcXVlc3QaMS5yZWNzeXMuaXRlbWZlYXR1cmVzLnYxLkxpc3RUcmVuZGluZ0l0ZW1zUmVzcG9uc2UiGoLT5JMCFBISL3YxL2l0ZW1zOnRyZW5kaW5nQkdaRWdpdGh1Yi5jb20vcmVjc3lzL3JlY3N5cy9nZW4vZ28vcmVjc3lzL2l0ZW1mZWF0dXJlcy92MTtpdGVtZmVhdHVyZXN2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_api_annotations, file_recsys_feature_v1_feature]);
 
 /**
  * ItemAttributes is the static part of an item, ingested in batch.
@@ -25,6 +26,9 @@ export const file_recsys_itemfeatures_v1_itemfeatures: GenFile = /*@__PURE__*/
  */
 export type ItemAttributes = Message<"recsys.itemfeatures.v1.ItemAttributes"> & {
   /**
+   * 1 to 64 characters: at most 256 bytes of UTF-8, the feature store's
+   * limit, in a unit a JSON Schema can check.
+   *
    * @generated from field: string item_id = 1;
    */
   itemId: string;
@@ -35,7 +39,8 @@ export type ItemAttributes = Message<"recsys.itemfeatures.v1.ItemAttributes"> & 
   title: string;
 
   /**
-   * Categories (genres), most specific first.
+   * Categories (genres), most specific first: each 1 to 64 characters
+   * without control characters.
    *
    * @generated from field: repeated string categories = 3;
    */
@@ -109,7 +114,7 @@ export const GetItemFeatureResponseSchema: GenMessage<GetItemFeatureResponse> = 
  */
 export type GetItemFeaturesRequest = Message<"recsys.itemfeatures.v1.GetItemFeaturesRequest"> & {
   /**
-   * At least one, at most the documented maximum per call.
+   * At least one, at most 1000 per call.
    *
    * @generated from field: repeated string item_ids = 1;
    */
@@ -140,6 +145,15 @@ export type GetItemFeaturesResponse = Message<"recsys.itemfeatures.v1.GetItemFea
    * @generated from field: repeated recsys.feature.v1.FeatureSet items = 1;
    */
   items: FeatureSet[];
+
+  /**
+   * The feature generation the real-time features were read from: it
+   * changes when a rebuild switches over, and a cache of item features
+   * (ranking's) is then out of date.
+   *
+   * @generated from field: string generation = 2;
+   */
+  generation: string;
 };
 
 /**
@@ -154,6 +168,8 @@ export const GetItemFeaturesResponseSchema: GenMessage<GetItemFeaturesResponse> 
  */
 export type UpsertItemsRequest = Message<"recsys.itemfeatures.v1.UpsertItemsRequest"> & {
   /**
+   * At least one, at most 10000 per call.
+   *
    * @generated from field: repeated recsys.itemfeatures.v1.ItemAttributes items = 1;
    */
   items: ItemAttributes[];
@@ -188,7 +204,7 @@ export const UpsertItemsResponseSchema: GenMessage<UpsertItemsResponse> = /*@__P
  */
 export type ListTrendingItemsRequest = Message<"recsys.itemfeatures.v1.ListTrendingItemsRequest"> & {
   /**
-   * Maximum number of items; 0 means the server default.
+   * Maximum number of items, at most 1000; 0 means the server default (50).
    *
    * @generated from field: int32 limit = 1;
    */

@@ -8,6 +8,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { FeatureSet } from "../../feature/v1/feature_pb";
 import { file_recsys_feature_v1_feature } from "../../feature/v1/feature_pb";
@@ -17,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/userfeatures/v1/userfeatures.proto.
  */
 export const file_recsys_userfeatures_v1_userfeatures: GenFile = /*@__PURE__*/
-  fileDesc("CilyZWNzeXMvdXNlcmZlYXR1cmVzL3YxL3VzZXJmZWF0dXJlcy5wcm90bxIWcmVjc3lzLnVzZXJmZWF0dXJlcy52MSLdAQoLVXNlclByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRILCgNhZ2UYAiABKAUSDgoGZ2VuZGVyGAMgASgJEhIKCm9jY3VwYXRpb24YBCABKAkSEAoIemlwX2NvZGUYBSABKAkSRwoKYXR0cmlidXRlcxgGIAMoCzIzLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuVXNlclByb2ZpbGUuQXR0cmlidXRlc0VudHJ5GjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFUdldFVzZXJGZWF0dXJlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWZlYXR1cmVfbmFtZXMYAiADKAkiRQoWR2V0VXNlckZlYXR1cmVSZXNwb25zZRIrCgR1c2VyGAEgASgLMh0ucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldCJBChZHZXRVc2VyRmVhdHVyZXNSZXF1ZXN0EhAKCHVzZXJfaWRzGAEgAygJEhUKDWZlYXR1cmVfbmFtZXMYAiADKAkiRwoXR2V0VXNlckZlYXR1cmVzUmVzcG9uc2USLAoFdXNlcnMYASADKAsyHS5yZWNzeXMuZmVhdHVyZS52MS5GZWF0dXJlU2V0IkgKElVwc2VydFVzZXJzUmVxdWVzdBIyCgV1c2VycxgBIAMoCzIjLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuVXNlclByb2ZpbGUiLQoTVXBzZXJ0VXNlcnNSZXNwb25zZRIWCg51cHNlcnRlZF9jb3VudBgBIAEoBTLGAwoSVXNlckZlYXR1cmVTZXJ2aWNlEpUBCg5HZXRVc2VyRmVhdHVyZRItLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVSZXF1ZXN0Gi4ucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZVJlc3BvbnNlIiSC0+STAh4SHC92MS91c2Vycy97dXNlcl9pZH0vZmVhdHVyZXMSkQEKD0dldFVzZXJGZWF0dXJlcxIuLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVxdWVzdBovLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVzcG9uc2UiHYLT5JMCFzoBKiISL3YxL3VzZXJzOmJhdGNoR2V0EoMBCgtVcHNlcnRVc2VycxIqLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXF1ZXN0GisucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1Jlc3BvbnNlIhuC0+STAhU6ASoiEC92MS91c2Vyczp1cHNlcnRCR1pFZ2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvdXNlcmZlYXR1cmVzL3YxO3VzZXJmZWF0dXJlc3YxYgZwcm90bzM", [file_google_api_annotations, file_recsys_feature_v1_feature]);
+  fileDesc("CilyZWNzeXMvdXNlcmZlYXR1cmVzL3YxL3VzZXJmZWF0dXJlcy5wcm90bxIWcmVjc3lzLnVzZXJmZWF0dXJlcy52MSL0AQoLVXNlclByb2ZpbGUSGgoHdXNlcl9pZBgBIAEoCUIJukgGcgQQARhAEhcKA2FnZRgCIAEoBUIKukgHGgUYlgEoABIOCgZnZW5kZXIYAyABKAkSEgoKb2NjdXBhdGlvbhgEIAEoCRIQCgh6aXBfY29kZRgFIAEoCRJHCgphdHRyaWJ1dGVzGAYgAygLMjMucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5Vc2VyUHJvZmlsZS5BdHRyaWJ1dGVzRW50cnkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiiwIKFUdldFVzZXJGZWF0dXJlUmVxdWVzdBIaCgd1c2VyX2lkGAEgASgJQgm6SAZyBBABGEAS1QEKDWZlYXR1cmVfbmFtZXMYAiADKAlCvQG6SLkBkgG1ARBkIrABcq0BUgNhZ2VSBmdlbmRlclIKb2NjdXBhdGlvblIIemlwX2NvZGVSCWNsaWNrc18xaFIJY2xpY2tzXzFkUgljbGlja3NfN2RSDmltcHJlc3Npb25zXzFoUg5pbXByZXNzaW9uc18xZFIOaW1wcmVzc2lvbnNfN2RSA2N0clIRY2F0ZWdvcnlfYWZmaW5pdHlSDXJlY2VudF9jbGlja3NSB2NsaWNrZWRSB2hpc3RvcnkiRQoWR2V0VXNlckZlYXR1cmVSZXNwb25zZRIrCgR1c2VyGAEgASgLMh0ucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldCKXAgoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIlCgh1c2VyX2lkcxgBIAMoCUITukgQkgENCAEQ6AciBnIEEAEYQBLVAQoNZmVhdHVyZV9uYW1lcxgCIAMoCUK9AbpIuQGSAbUBEGQisAFyrQFSA2FnZVIGZ2VuZGVyUgpvY2N1cGF0aW9uUgh6aXBfY29kZVIJY2xpY2tzXzFoUgljbGlja3NfMWRSCWNsaWNrc183ZFIOaW1wcmVzc2lvbnNfMWhSDmltcHJlc3Npb25zXzFkUg5pbXByZXNzaW9uc183ZFIDY3RyUhFjYXRlZ29yeV9hZmZpbml0eVINcmVjZW50X2NsaWNrc1IHY2xpY2tlZFIHaGlzdG9yeSJHChdHZXRVc2VyRmVhdHVyZXNSZXNwb25zZRIsCgV1c2VycxgBIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLkZlYXR1cmVTZXQiVQoSVXBzZXJ0VXNlcnNSZXF1ZXN0Ej8KBXVzZXJzGAEgAygLMiMucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5Vc2VyUHJvZmlsZUILukgIkgEFCAEQkE4iLQoTVXBzZXJ0VXNlcnNSZXNwb25zZRIWCg51cHNlcnRlZF9jb3VudBgBIAEoBTLGAwoSVXNlckZlYXR1cmVTZXJ2aWNlEpUBCg5HZXRVc2VyRmVhdHVyZRItLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVSZXF1ZXN0Gi4ucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZVJlc3BvbnNlIiSC0+STAh4SHC92MS91c2Vycy97dXNlcl9pZH0vZmVhdHVyZXMSkQEKD0dldFVzZXJGZWF0dXJlcxIuLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVxdWVzdBovLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVzcG9uc2UiHYLT5JMCFzoBKiISL3YxL3VzZXJzOmJhdGNoR2V0EoMBCgtVcHNlcnRVc2VycxIqLnJlY3N5cy51c2VyZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXF1ZXN0GisucmVjc3lzLnVzZXJmZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1Jlc3BvbnNlIhuC0+STAhU6ASoiEC92MS91c2Vyczp1cHNlcnRCR1pFZ2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvdXNlcmZlYXR1cmVzL3YxO3VzZXJmZWF0dXJlc3YxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_recsys_feature_v1_feature]);
 
 /**
  * UserProfile is the static part of a user, ingested in batch.
@@ -26,6 +27,9 @@ export const file_recsys_userfeatures_v1_userfeatures: GenFile = /*@__PURE__*/
  */
 export type UserProfile = Message<"recsys.userfeatures.v1.UserProfile"> & {
   /**
+   * 1 to 64 characters: at most 256 bytes of UTF-8, the feature store's
+   * limit, in a unit a JSON Schema can check.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
@@ -77,7 +81,8 @@ export type GetUserFeatureRequest = Message<"recsys.userfeatures.v1.GetUserFeatu
   userId: string;
 
   /**
-   * Features to return; empty means all.
+   * Features to return; empty means all but clicked and history (which are
+   * long, and returned only when named).
    *
    * @generated from field: repeated string feature_names = 2;
    */
@@ -113,14 +118,14 @@ export const GetUserFeatureResponseSchema: GenMessage<GetUserFeatureResponse> = 
  */
 export type GetUserFeaturesRequest = Message<"recsys.userfeatures.v1.GetUserFeaturesRequest"> & {
   /**
-   * At least one, at most the documented maximum per call.
+   * At least one, at most 1000 per call.
    *
    * @generated from field: repeated string user_ids = 1;
    */
   userIds: string[];
 
   /**
-   * Features to return; empty means all.
+   * Features to return; empty means all but clicked and history.
    *
    * @generated from field: repeated string feature_names = 2;
    */
@@ -158,6 +163,8 @@ export const GetUserFeaturesResponseSchema: GenMessage<GetUserFeaturesResponse> 
  */
 export type UpsertUsersRequest = Message<"recsys.userfeatures.v1.UpsertUsersRequest"> & {
   /**
+   * At least one, at most 10000 per call.
+   *
    * @generated from field: repeated recsys.userfeatures.v1.UserProfile users = 1;
    */
   users: UserProfile[];
