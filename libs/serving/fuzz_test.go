@@ -13,7 +13,7 @@ import (
 func FuzzHTTPBodies(f *testing.F) {
 	ts := startServer(f, nil)
 	f.Add([]byte(`{"events":[{"eventId":"e","userId":"u","itemId":"i","type":"EVENT_TYPE_CLICK"}]}`), true)
-	f.Add([]byte(`{"events":[{"userId":"panic"}]}`), true)
+	f.Add([]byte(`{"events":[{"eventId":"e","type":"EVENT_TYPE_CLICK","userId":"panic","itemId":"i"}]}`), true)
 	f.Add([]byte{0, 0, 0, 0, 3, 10, 1, 0}, false)
 	f.Add([]byte{0x80, 0xff, 0xff, 0xff, 0xff}, false)
 	f.Fuzz(func(t *testing.T, body []byte, rest bool) {

@@ -16,7 +16,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -105,10 +104,17 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		}
 		unary = append(unary, newLimiter(cfg.RateLimit, cfg.RateBurst, trusted, s.metrics).unary())
 	}
+	// Last before the handler: a request that breaks its contract never
+	// reaches one, on any protocol, and still counts against the limit.
+	valid, err := newRequestValidator()
+	if err != nil {
+		return nil, err
+	}
+	unary = append(unary, valid.unary)
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(rpc.stream(logger), s.watches.intercept),
+		grpc.ChainStreamInterceptor(rpc.stream(logger), s.watches.intercept, valid.stream),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -194,20 +200,6 @@ func (s *Server) Publish(file protoreflect.FileDescriptor, registrars ...Gateway
 	}
 	s.openAPI = doc
 	return nil
-}
-
-// NewGatewayMux returns a grpc-gateway mux that passes the project's
-// request headers (experiment overrides, trace context) on to gRPC.
-func NewGatewayMux(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
-	match := runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-		for _, h := range forwardedHeaders {
-			if strings.EqualFold(key, h) {
-				return h, true
-			}
-		}
-		return runtime.DefaultHeaderMatcher(key)
-	})
-	return runtime.NewServeMux(append([]runtime.ServeMuxOption{match}, opts...)...)
 }
 
 // Handle mounts an extra HTTP handler (net/http pattern syntax). Mounting
