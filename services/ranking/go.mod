@@ -3,6 +3,7 @@ module github.com/recsys/recsys/services/ranking
 go 1.26.0
 
 require (
+	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/recsys/recsys/gen v0.0.0
 	github.com/recsys/recsys/libs v0.0.0
@@ -14,7 +15,6 @@ require (
 )
 
 require (
-	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1 // indirect
 	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -32,11 +31,13 @@ import (
 	"github.com/recsys/recsys/libs/retrieval"
 )
 
-// Limits of the ranking API.
+// Limits of the ranking API. The contract (ranking.proto's buf.validate
+// rules, enforced before any handler runs) holds the request limits;
+// MaxCandidates is its bound on RankRequest.candidate_ids, used here for
+// Predict's rows too (TestContractLimits checks they agree).
 const (
 	MaxCandidates          = 2000
 	DefaultRecommendLimit  = 10
-	MaxRecommendLimit      = 100
 	retrievalTrending      = 200
 	retrievalPerCategory   = 50
 	retrievalTopCategories = 3
@@ -186,16 +187,6 @@ func (r *Ranker) model(a assignment) (*modelrt.Version, error) {
 // Rank scores the candidates for the user.
 func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*rankingv1.RankResponse, error) {
 	start := time.Now()
-	if req.GetUserId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "user_id: required")
-	}
-	n := len(req.GetCandidateIds())
-	if n == 0 || n > MaxCandidates {
-		return nil, status.Errorf(codes.InvalidArgument, "candidate_ids: %d given, want 1..%d", n, MaxCandidates)
-	}
-	if req.GetLimit() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is negative", req.GetLimit())
-	}
 	a, err := r.assign(ctx, req.GetUserId(), req.GetModelVersion())
 	if err != nil {
 		return nil, err
@@ -427,16 +418,7 @@ func (r *Ranker) trendingOrder(ctx context.Context, ids []string, out *ranked) *
 // ranks them with the version's model, and caps categories when asked.
 func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest) (*rankingv1.RecommendResponse, error) {
 	start := time.Now()
-	if req.GetUserId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "user_id: required")
-	}
 	limit := int(cmp.Or(req.GetLimit(), DefaultRecommendLimit))
-	if limit < 1 || limit > MaxRecommendLimit {
-		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is outside 1..%d", req.GetLimit(), MaxRecommendLimit)
-	}
-	if req.GetMaxPerCategory() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "max_per_category: %d is negative", req.GetMaxPerCategory())
-	}
 	perCat := int(cmp.Or(req.GetMaxPerCategory(), int32(r.opts.MaxPerCategory)))
 	a, err := r.assign(ctx, req.GetUserId(), req.GetModelVersion())
 	if err != nil {
@@ -596,7 +578,9 @@ func (r *Ranker) logServed(res *ranked, a assignment) {
 	r.served.Offer(rec)
 }
 
-// Predict runs a model on raw rows.
+// Predict runs a model on raw rows. The contract has already refused an
+// empty input and non-finite numbers (naming the index); the row width
+// depends on the model, so it is checked here.
 func (r *Ranker) Predict(ctx context.Context, req *rankingv1.PredictRequest) (*rankingv1.PredictResponse, error) {
 	var v *modelrt.Version
 	var err error
@@ -610,16 +594,11 @@ func (r *Ranker) Predict(ctx context.Context, req *rankingv1.PredictRequest) (*r
 	}
 	width := len(v.Meta.Features)
 	n := len(req.GetInputData())
-	if n == 0 || n%width != 0 {
+	if n%width != 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "input_data: %d floats is not a whole number of rows of %d (the width of model %s)", n, width, v.Version)
 	}
 	if n/width > MaxCandidates {
 		return nil, status.Errorf(codes.InvalidArgument, "input_data: %d rows, at most %d", n/width, MaxCandidates)
-	}
-	for i, x := range req.GetInputData() {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, status.Errorf(codes.InvalidArgument, "input_data[%d]: %v is not a finite number (row %d, column %d)", i, x, i/width, i%width)
-		}
 	}
 	scores, err := v.Score(req.GetInputData(), nil)
 	if err != nil {
