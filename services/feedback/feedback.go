@@ -1,8 +1,11 @@
 // Package feedback records user feedback into the event stream and reports
 // experiments (docs/architecture.md, "Experiments and their statistics").
 //
-// RecordEvents validates the whole batch first (limits in
-// libs/eventstream), then writes every event to Kafka keyed by user id and
+// RecordEvents validates the whole batch first (its shape is the
+// contract's, feedback.proto's buf.validate rules, which the serving
+// interceptor enforces before the handler runs; the window of event times
+// and the rules the stream processor shares are libs/eventstream's), then
+// writes every event to Kafka keyed by user id and
 // answers only once the broker acknowledged all of them (acks=all). A batch
 // is accepted whole or refused with the first bad event named; a failed
 // write answers Unavailable, and retrying with the same event ids never
@@ -21,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -41,9 +43,6 @@ import (
 	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
 )
-
-// MaxEventsPerCall bounds one RecordEvents batch.
-const MaxEventsPerCall = 1000
 
 // Config is the service's whole configuration.
 type Config struct {
@@ -155,12 +154,6 @@ func NewServer(w *kafka.Writer, store *featurestore.Store, experimentFile string
 // RecordEvents validates and writes a batch of events.
 func (s *Server) RecordEvents(ctx context.Context, req *feedbackv1.RecordEventsRequest) (*feedbackv1.RecordEventsResponse, error) {
 	evs := req.GetEvents()
-	if len(evs) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "events: at least one event is required")
-	}
-	if len(evs) > MaxEventsPerCall {
-		return nil, status.Errorf(codes.InvalidArgument, "events: %d in one call, at most %d", len(evs), MaxEventsPerCall)
-	}
 	now := s.now()
 	msgs := make([]kafka.Message, len(evs))
 	for i, e := range evs {
@@ -229,18 +222,9 @@ func eventType(e *feedbackv1.Event) string {
 }
 
 // GetExperimentReport reports an experiment from the user-level sums the
-// stream processor keeps.
+// stream processor keeps. The contract has checked the weights (finite,
+// not negative, one positive).
 func (s *Server) GetExperimentReport(ctx context.Context, req *feedbackv1.GetExperimentReportRequest) (*feedbackv1.GetExperimentReportResponse, error) {
-	sum := 0.0
-	for arm, w := range req.GetArmWeights() {
-		if !(w >= 0) || math.IsInf(w, 0) {
-			return nil, status.Errorf(codes.InvalidArgument, "arm_weights[%s]: %v is not a finite non-negative weight", arm, w)
-		}
-		sum += w
-	}
-	if len(req.GetArmWeights()) > 0 && sum == 0 {
-		return nil, status.Error(codes.InvalidArgument, "arm_weights: all zero; at least one arm needs a positive weight")
-	}
 	counts, arms, err := s.store.ExperimentStats(ctx, req.GetExperimentId())
 	if err != nil {
 		return nil, featureservice.Status(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,8 +152,8 @@ func TestRecordEventsRejectsTheWholeBatch(t *testing.T) {
 		mutate  func(*feedbackv1.Event)
 		mention string
 	}{
-		{"no event id", func(e *feedbackv1.Event) { e.EventId = "" }, "events[1] (): event_id"},
-		{"unknown type", func(e *feedbackv1.Event) { e.Type = 0 }, "events[1] (b-1): type"},
+		{"no event id", func(e *feedbackv1.Event) { e.EventId = "" }, `events[1].event_id ""`},
+		{"unknown type", func(e *feedbackv1.Event) { e.Type = 0 }, "events[1].type EVENT_TYPE_UNSPECIFIED"},
 		{"no user", func(e *feedbackv1.Event) { e.UserId = "" }, "user_id"},
 		{"far future", func(e *feedbackv1.Event) { e.EventTime = timestamppb.New(time.Now().Add(time.Hour)) }, "event_time"},
 		{"too old", func(e *feedbackv1.Event) { e.EventTime = timestamppb.New(old) }, "older than"},
@@ -293,8 +294,10 @@ func TestReportFromExperimentFile(t *testing.T) {
 	if err := protojson.Unmarshal(body, rest); err != nil || !rest.GetSrm() {
 		t.Errorf("REST report at 90/10 = %s (%v); want a mismatch", body, err)
 	}
-	if _, err := e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: map[string]float64{"control": -1}}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("report with a negative weight = %v, want InvalidArgument", err)
+	for _, w := range []map[string]float64{{"control": -1}, {"control": 0, "treatment": 0}, {"control": math.Inf(1)}} {
+		if _, err := e.client.GetExperimentReport(ctx, &feedbackv1.GetExperimentReportRequest{ExperimentId: "exp", ArmWeights: w}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "arm_weights") {
+			t.Errorf("report with weights %v = %v, want InvalidArgument naming arm_weights", w, err)
+		}
 	}
 	// The file describes another experiment now: weights unknown.
 	cfg.ID = "next"
