@@ -206,14 +206,12 @@ func (s *ItemServer) UpsertItems(ctx context.Context, req *itemfeaturesv1.Upsert
 	return &itemfeaturesv1.UpsertItemsResponse{UpsertedCount: int32(len(req.GetItems()))}, nil
 }
 
-// ListTrendingItems returns the top trending items.
+// ListTrendingItems returns the top trending items. The contract bounds
+// the limit (0..featurestore.MaxTrending, TestContractAgreesWithTheStore).
 func (s *ItemServer) ListTrendingItems(ctx context.Context, req *itemfeaturesv1.ListTrendingItemsRequest) (*itemfeaturesv1.ListTrendingItemsResponse, error) {
 	limit := int(req.GetLimit())
 	if limit == 0 {
 		limit = DefaultTrendingLimit
-	}
-	if limit < 0 || limit > featurestore.MaxTrending {
-		return nil, status.Errorf(codes.InvalidArgument, "limit: %d is outside 1..%d", limit, featurestore.MaxTrending)
 	}
 	top, err := s.Store.Trending(ctx, req.GetCategory(), limit)
 	if err != nil {

@@ -17,9 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,27 +30,23 @@ import (
 	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
-	"github.com/recsys/recsys/libs/progress"
 	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
 )
 
-// Config is the service's whole configuration.
+// Config is the service's whole configuration. (The one-off jobs, rebuild
+// and drop-generation, are commands with their own: see RunCommand.)
 type Config struct {
-	Serving    serving.Config
-	Kafka      config.StringList
-	Topic      string
-	DLQ        string
-	Group      string
-	Partitions int
-	Redis      string
-	Namespace  string
-	Batching   Batching
-	// Rebuild, when set, replays the log from that time (or "all") into a
-	// fresh generation, switches to it, and exits.
-	Rebuild string
-	// DropGeneration, when set, deletes that generation's keys and exits.
-	DropGeneration string
+	Serving      serving.Config
+	Kafka        config.StringList
+	Topic        string
+	DLQ          string
+	Group        string
+	Partitions   int
+	Redis        string
+	RedisTimeout time.Duration
+	Namespace    string
+	Batching     Batching
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -60,19 +54,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// Default ports: this server's row of the service table.
 	svc := servicemap.Of(servicemap.FeatureCompute)
 	c.Serving.RegisterFlags(fs, svc.GRPCPort, svc.HTTPPort)
-	c.Kafka = config.StringList{servicemap.DefaultKafka}
-	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
-	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic to consume")
+	registerLogFlags(fs, &c.Kafka, &c.Topic)
 	fs.StringVar(&c.DLQ, "dlq-topic", eventstream.FeedbackDLQ, "dead-letter topic for messages that are not valid events")
 	fs.StringVar(&c.Group, "group", "featurecompute", "consumer group id")
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of the topics when this service has to create them")
-	fs.StringVar(&c.Redis, "redis", "localhost:6379", featurestore.DialHelp)
-	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
+	registerStoreFlags(fs, &c.Redis, &c.RedisTimeout, &c.Namespace)
 	fs.IntVar(&c.Batching.Size, "batch-size", 1000, "most events applied in one Redis round trip")
 	fs.DurationVar(&c.Batching.Wait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
 	fs.IntVar(&c.Batching.InFlight, "in-flight", 3, "batches applied to Redis at once (offsets are still committed in order)")
-	fs.StringVar(&c.DropGeneration, "drop-generation", "", "instead of consuming: delete every key of a generation readers have left (a rebuild logs its previous one; \"default\" is the first, unnamed generation)")
-	fs.StringVar(&c.Rebuild, "rebuild", "", "instead of consuming: recompute every real-time feature from the log into fresh keys and switch readers to them; replay from: \"all\", an RFC 3339 time, or partition=offset pairs such as 0=1200,1=980")
 }
 
 // Run consumes and serves health and metrics until ctx is done.
@@ -80,14 +69,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if len(cfg.Kafka) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
+	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	if cfg.DropGeneration != "" {
-		return dropGeneration(ctx, store, cfg.DropGeneration, logger)
-	}
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = eventstream.EnsureTopics(ectx, cfg.Kafka, cfg.Partitions, cfg.Topic, cfg.DLQ)
 	cancel()
@@ -96,9 +82,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	if err := store.Refresh(ctx); err != nil {
 		logger.Warn("could not read the active feature generation; starting with the default", "err", err)
-	}
-	if cfg.Rebuild != "" {
-		return rebuild(ctx, cfg, store, logger)
 	}
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
@@ -417,75 +400,4 @@ func headerValue(m kafka.Message, key string) string {
 		}
 	}
 	return ""
-}
-
-// rebuild runs Rebuild from the -rebuild flag and reports it.
-func rebuild(ctx context.Context, cfg Config, store *featurestore.Store, logger *slog.Logger) error {
-	rc, err := parseRebuild(cfg.Rebuild)
-	if err != nil {
-		return err
-	}
-	rc.Brokers, rc.Topic, rc.Settle = cfg.Kafka, cfg.Topic, 3*time.Second
-	res, err := Rebuild(ctx, rc, store, logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("rebuild done", "generation", res.Generation, "static_entities", res.Static, "replayed", res.Replayed, "caught_up", res.CaughtUp,
-		"old_keys", "delete the previous generation with -drop-generation="+generationFlag(res.Previous))
-	return nil
-}
-
-// parseRebuild reads the -rebuild flag: "all", an RFC 3339 time, or
-// partition=offset pairs.
-func parseRebuild(v string) (RebuildConfig, error) {
-	var rc RebuildConfig
-	if v == "all" {
-		return rc, nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		rc.From = t
-		return rc, nil
-	}
-	if strings.Contains(v, "=") {
-		rc.FromOffsets = eventstream.Offsets{}
-		for pair := range strings.SplitSeq(v, ",") {
-			ps, offs, _ := strings.Cut(pair, "=")
-			p, err1 := strconv.Atoi(ps)
-			off, err2 := strconv.ParseInt(offs, 10, 64)
-			if err1 != nil || err2 != nil || p < 0 || off < 0 {
-				return rc, fmt.Errorf("-rebuild %q: %q is not partition=offset (two whole numbers ≥ 0, such as 0=1200)", v, pair)
-			}
-			if _, dup := rc.FromOffsets[p]; dup {
-				return rc, fmt.Errorf("-rebuild %q: partition %d is given twice", v, p)
-			}
-			rc.FromOffsets[p] = off
-		}
-		return rc, nil
-	}
-	return rc, fmt.Errorf("-rebuild %q: want \"all\", an RFC 3339 time such as 2026-11-28T00:00:00Z, or partition=offset pairs such as 0=1200,1=980", v)
-}
-
-// generationFlag is how -drop-generation names a generation.
-func generationFlag(gen string) string {
-	if gen == "" {
-		return "default"
-	}
-	return gen
-}
-
-// dropGeneration runs DropGeneration from the -drop-generation flag, with
-// a progress bar.
-func dropGeneration(ctx context.Context, store *featurestore.Store, name string, logger *slog.Logger) error {
-	gen := name
-	if name == "default" {
-		gen = ""
-	}
-	bar := progress.New(os.Stderr, "dropping generation "+name, "keys", 0)
-	n, err := store.DropGeneration(ctx, gen, func(k int) { bar.Add(int64(k)) })
-	if err != nil {
-		return fmt.Errorf("-drop-generation %s: %w", name, err)
-	}
-	bar.Done()
-	logger.Info("generation dropped", "generation", name, "keys_deleted", n)
-	return nil
 }

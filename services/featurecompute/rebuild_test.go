@@ -2,6 +2,7 @@ package featurecompute
 
 import (
 	"context"
+	"io"
 	"maps"
 	"strings"
 	"testing"
@@ -64,14 +65,14 @@ func TestRebuild(t *testing.T) {
 
 	// What readers left can go; what they use cannot.
 	logger := testenv.DiscardLogger()
-	if err := dropGeneration(ctx, h.store, generationFlag(res.Previous), logger); err != nil {
+	if err := dropGeneration(ctx, h.store, generationArg(res.Previous), logger, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if us, err := h.store.WithGeneration(res.Previous).Users(ctx, []string{"u1"}, nil); err != nil || !us[0].GetMissing() {
-		t.Errorf("after -drop-generation=%s user u1 there = %v, %v; want missing", generationFlag(res.Previous), us, err)
+		t.Errorf("after drop-generation %s user u1 there = %v, %v; want missing", generationArg(res.Previous), us, err)
 	}
-	if err := dropGeneration(ctx, h.store, generationFlag(res.Generation), logger); err == nil {
-		t.Error("-drop-generation of the active generation succeeded")
+	if err := dropGeneration(ctx, h.store, generationArg(res.Generation), logger, io.Discard); err == nil {
+		t.Error("drop-generation of the active generation succeeded")
 	}
 	h.verify(evs, want)
 }
