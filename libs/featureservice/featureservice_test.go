@@ -72,7 +72,7 @@ func TestFeatureServices(t *testing.T) {
 		{"too many ids", func() error {
 			_, err := items.GetItemFeatures(ctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: make([]string, featurestore.MaxEntitiesPerRead+1)})
 			return err
-		}, codes.InvalidArgument, "at most"},
+		}, codes.InvalidArgument, "item_ids"},
 		{"unknown feature", func() error {
 			_, err := users.GetUserFeature(ctx, &userfeaturesv1.GetUserFeatureRequest{UserId: "u1", FeatureNames: []string{"shoe_size"}})
 			return err

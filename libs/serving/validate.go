@@ -120,7 +120,7 @@ func violationStatus(verr *protovalidate.ValidationError) error {
 // quoted and cut at maxQuotedValue characters, numbers as they are.
 // Lists, maps and messages are not quoted.
 func quoteValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) (string, bool) {
-	if fd == nil || !v.IsValid() {
+	if !v.IsValid() {
 		return "", false
 	}
 	switch x := v.Interface().(type) {
@@ -132,6 +132,9 @@ func quoteValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) (string, 
 	case int32, int64, uint32, uint64, float32, float64, bool:
 		return fmt.Sprint(x), true
 	case protoreflect.EnumNumber:
+		if fd == nil {
+			return fmt.Sprint(int32(x)), true
+		}
 		if e := fd.Enum(); e != nil {
 			if ev := e.Values().ByNumber(x); ev != nil {
 				return string(ev.Name()), true
