@@ -191,11 +191,12 @@ func (s *ItemServer) GetItemFeature(ctx context.Context, req *itemfeaturesv1.Get
 
 // GetItemFeatures returns a batch of items' features.
 func (s *ItemServer) GetItemFeatures(ctx context.Context, req *itemfeaturesv1.GetItemFeaturesRequest) (*itemfeaturesv1.GetItemFeaturesResponse, error) {
+	gen := s.Store.Generation() // before the read: a switch during it shows next time
 	sets, err := features(ctx, s.Metrics, "item", s.Store.Items, req.GetItemIds(), req.GetFeatureNames())
 	if err != nil {
 		return nil, err
 	}
-	return &itemfeaturesv1.GetItemFeaturesResponse{Items: sets}, nil
+	return &itemfeaturesv1.GetItemFeaturesResponse{Items: sets, Generation: gen}, nil
 }
 
 // UpsertItems replaces item attributes.

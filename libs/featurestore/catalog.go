@@ -67,6 +67,9 @@ type Def struct {
 	// ByNameOnly features are read only when asked for by name: they are
 	// large, and a read that names no feature leaves them out.
 	ByNameOnly bool
+	// Attribute features are the static profile and attributes loaded in
+	// batch; events never change them.
+	Attribute bool
 
 	// For decayed counters: the hash field and the half-life.
 	field    string
@@ -88,10 +91,10 @@ func counterDefs(what string) []Def {
 // return them when no names are asked for (all but the ByNameOnly ones).
 var (
 	UserFeatures = slices.Concat([]Def{
-		{Name: "age", Kind: Number, Doc: "age in years (profile)"},
-		{Name: "gender", Kind: Text, Doc: "gender (profile)"},
-		{Name: "occupation", Kind: Text, Doc: "occupation (profile)"},
-		{Name: "zip_code", Kind: Text, Doc: "zip code (profile)"},
+		{Name: "age", Attribute: true, Kind: Number, Doc: "age in years (profile)"},
+		{Name: "gender", Attribute: true, Kind: Text, Doc: "gender (profile)"},
+		{Name: "occupation", Attribute: true, Kind: Text, Doc: "occupation (profile)"},
+		{Name: "zip_code", Attribute: true, Kind: Text, Doc: "zip code (profile)"},
 	}, counterDefs("the user's"), []Def{
 		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
 		{Name: "category_affinity", Kind: Weights, Doc: "decayed clicks per item category (7-day half-life)"},
@@ -102,9 +105,9 @@ var (
 			Doc: fmt.Sprintf("every item consumed (clicked, or rated in a batch load), newest first, up to %d", HistoryLength)},
 	})
 	ItemFeatures = slices.Concat([]Def{
-		{Name: "title", Kind: Text, Doc: "title (attributes)"},
-		{Name: "categories", Kind: List, Doc: "categories (attributes)"},
-		{Name: "year", Kind: Number, Doc: "release year (attributes)"},
+		{Name: "title", Attribute: true, Kind: Text, Doc: "title (attributes)"},
+		{Name: "categories", Attribute: true, Kind: List, Doc: "categories (attributes)"},
+		{Name: "year", Attribute: true, Kind: Number, Doc: "release year (attributes)"},
 	}, counterDefs("the item's"), []Def{
 		{Name: "ctr", Kind: Number, Doc: "smoothed click-through rate over the 7-day counts"},
 		{Name: "trending_score", Kind: Number, Doc: "decayed clicks plus 0.1 × impressions (1-day half-life)"},

@@ -34,6 +34,7 @@ type faultRig struct {
 	users  userfeaturesv1.UserFeatureServiceClient
 	readyz string
 	ids    []string
+	store  *featurestore.Store
 }
 
 func newFaultRig(t *testing.T) *faultRig {
@@ -88,7 +89,7 @@ func newFaultRig(t *testing.T) *faultRig {
 	reg.Scan()
 	users := userfeaturesv1.NewUserFeatureServiceClient(conn)
 	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(conn), reg, experiment.Default(), nil, Options{FeatureTimeout: faultFeatureTimeout, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
-	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: "http://" + fsrv.HTTPAddr().String() + "/readyz", ids: ids}
+	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: "http://" + fsrv.HTTPAddr().String() + "/readyz", ids: ids, store: store}
 }
 
 func (f *faultRig) waitReady(t *testing.T, want int) {
@@ -236,5 +237,35 @@ func TestRankBeyondOneFeatureRead(t *testing.T) {
 	}
 	if titled != 50 { // the rig's catalogue: i0..i49 have titles
 		t.Errorf("%d items carry their title, want the 50 known ones", titled)
+	}
+}
+
+// TestRecommendNeverEmpty: when retrieval's reads miss their deadline
+// (Redis far slower than it), Recommend answers from the last trending
+// list it read whole, ranked by the model and flagged degraded, instead of
+// answering nothing.
+func TestRecommendNeverEmpty(t *testing.T) {
+	f := newFaultRig(t)
+	ctx := context.Background()
+	var clicks []featurestore.Event
+	for i, id := range f.ids[:20] {
+		clicks = append(clicks, featurestore.Event{ID: fmt.Sprint("c", i), Kind: featurestore.Click, UserID: "crowd", ItemID: id, Time: time.Now()})
+	}
+	if _, err := f.store.ApplyEvents(ctx, clicks); err != nil {
+		t.Fatal(err)
+	}
+	req := &rankingv1.RecommendRequest{UserId: "u1", Limit: 5}
+	resp, err := f.ranker.Recommend(ctx, req)
+	if err != nil || len(resp.GetItems()) != 5 || resp.GetFeaturesDegraded() {
+		t.Fatalf("Recommend before any fault = %d items, degraded %v, %v; want 5, not degraded", len(resp.GetItems()), resp.GetFeaturesDegraded(), err)
+	}
+	f.proxy.SetDelay(8 * faultFeatureTimeout)
+	resp, err = f.ranker.Recommend(ctx, req)
+	if err != nil {
+		t.Fatalf("Recommend with Redis slow: %v", err)
+	}
+	if len(resp.GetItems()) != 5 || !resp.GetFeaturesDegraded() || resp.GetModelVersion() == "" {
+		t.Errorf("Recommend with Redis %s slow = %d items, degraded %v, model %q; want 5 from the last good candidates, degraded, ranked by the model",
+			8*faultFeatureTimeout, len(resp.GetItems()), resp.GetFeaturesDegraded(), resp.GetModelVersion())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
 	userfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 	"github.com/recsys/recsys/libs/experiment"
-	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/modelrt"
 	"github.com/recsys/recsys/libs/retrieval"
 )
@@ -55,11 +53,16 @@ type Ranker struct {
 	models         *modelrt.Registry
 	exp            atomic.Pointer[experiment.Config]
 	served         *ServedLog // nil: feature logging off
+	cache          *itemCache
 	featureTimeout time.Duration
 	opts           Options
 	logger         *slog.Logger
 	m              *metrics
 	buffers        sync.Pool // *[]float32 feature rows
+	// lastGood is the last trending candidate list read whole: Recommend
+	// answers from it when retrieval cannot (its reads missed their
+	// deadline) rather than with nothing.
+	lastGood atomic.Pointer[[]string]
 }
 
 // Options shape Recommend.
@@ -72,6 +75,12 @@ type Options struct {
 	// MaxPerCategory caps the items of one (first) category in a
 	// recommendation when the request does not say; 0: no cap.
 	MaxPerCategory int
+	// ItemCacheTTL bounds the age of the real-time item features served
+	// from ranking's cache (0: no cache), ItemAttributesTTL that of item
+	// attributes, ItemCacheSize its entries (see itemCache).
+	ItemCacheTTL      time.Duration
+	ItemAttributesTTL time.Duration
+	ItemCacheSize     int
 }
 
 type metrics struct {
@@ -95,7 +104,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_rank_fallbacks_total",
-			Help: "Degraded answers: features (a feature service slow or down, defaults used) or model (no model, trending order).",
+			Help: "Degraded answers: features (a feature service slow or down, defaults used), model (no model, trending order) or last_good_candidates (trending unreadable: the last trending list read whole).",
 		}, []string{"kind"}),
 	}
 	m.retrieved = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -109,7 +118,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // NewRanker wires a ranker. served may be nil.
 func NewRanker(users userfeaturesv1.UserFeatureServiceClient, items itemfeaturesv1.ItemFeatureServiceClient, models *modelrt.Registry,
 	exp *experiment.Config, served *ServedLog, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Ranker {
-	r := &Ranker{users: users, items: items, models: models, served: served, featureTimeout: opts.FeatureTimeout, opts: opts, logger: logger, m: newMetrics(reg)}
+	r := &Ranker{users: users, items: items, models: models, served: served, featureTimeout: opts.FeatureTimeout, opts: opts, logger: logger, m: newMetrics(reg),
+		cache: newItemCache(items, opts.ItemCacheTTL, opts.ItemAttributesTTL, max(opts.ItemCacheSize, 1), reg)}
 	r.exp.Store(exp)
 	return r
 }
@@ -264,11 +274,11 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 		})
 	}
 	if len(itemNames) > 0 {
-		items, itemErr = r.itemFeatures(fctx, ids, itemNames)
+		// Items the cache could not read are nil: they get defaults.
+		items, itemErr = r.cache.get(fctx, ids, itemNames)
 	}
 	wg.Wait()
 	if itemErr != nil {
-		items = nil
 		out.described = false
 	}
 	if userErr != nil || itemErr != nil {
@@ -325,30 +335,6 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 	return out
 }
 
-// itemFeatures reads the items' features. The item service takes at most
-// featurestore.MaxEntitiesPerRead ids a call: larger sets are read in
-// parallel chunks.
-func (r *Ranker) itemFeatures(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
-	items := make([]*featurev1.FeatureSet, len(ids))
-	var wg sync.WaitGroup
-	errs := make([]error, (len(ids)+featurestore.MaxEntitiesPerRead-1)/featurestore.MaxEntitiesPerRead)
-	for c := range errs {
-		lo := c * featurestore.MaxEntitiesPerRead
-		chunk := ids[lo:min(lo+featurestore.MaxEntitiesPerRead, len(ids))]
-		wg.Go(func() {
-			resp, err := r.items.GetItemFeatures(ctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: names})
-			if err == nil && len(resp.GetItems()) != len(chunk) {
-				err = fmt.Errorf("item features: %d answers for %d ids", len(resp.GetItems()), len(chunk))
-			}
-			if errs[c] = err; err == nil {
-				copy(items[lo:], resp.GetItems())
-			}
-		})
-	}
-	wg.Wait()
-	return items, errors.Join(errs...)
-}
-
 // describe fills the returned items' title and categories when rank did
 // not; a failure leaves them empty (they are for display only).
 func (r *Ranker) describe(ctx context.Context, res *ranked) {
@@ -361,10 +347,9 @@ func (r *Ranker) describe(ctx context.Context, res *ranked) {
 	for i, it := range res.items {
 		ids[i] = it.GetItemId()
 	}
-	sets, err := r.itemFeatures(fctx, ids, []string{"title", "categories"})
+	sets, err := r.cache.get(fctx, ids, []string{"title", "categories"})
 	if err != nil {
-		r.logger.Warn("no display attributes for the ranked items", "err", err)
-		return
+		r.logger.Warn("display attributes missing for some ranked items", "err", err)
 	}
 	for i, it := range res.items {
 		it.Title = sets[i].GetFeatures()["title"].GetText()
@@ -517,13 +502,24 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 		})
 	}
 	wg.Wait()
-	c.source = map[string]retrieval.Source{}
+	var all []string
 	for _, l := range lists {
 		for _, t := range l {
-			if id := t.GetItemId(); !skip[id] && c.source[id] == 0 {
-				c.source[id] = retrieval.Trending
-				c.ids = append(c.ids, id)
-			}
+			all = append(all, t.GetItemId())
+		}
+	}
+	if len(all) > 0 && !c.degraded {
+		r.lastGood.Store(&all)
+	} else if last := r.lastGood.Load(); len(all) == 0 && last != nil {
+		all = *last
+		c.degraded = true
+		r.m.fallbacks.WithLabelValues("last_good_candidates").Inc()
+	}
+	c.source = map[string]retrieval.Source{}
+	for _, id := range all {
+		if !skip[id] && c.source[id] == 0 {
+			c.source[id] = retrieval.Trending
+			c.ids = append(c.ids, id)
 		}
 	}
 	r.m.retrieved.WithLabelValues(retrieval.Trending.String()).Add(float64(len(c.ids)))

@@ -56,10 +56,14 @@ type Config struct {
 	FeatureTimeout time.Duration
 	Quotas         retrieval.Quotas
 	MaxPerCategory int
-	Kafka          config.StringList
-	ServedTopic    string
-	LogBuffer      int
-	ShadowArm      string
+	ItemCache      struct {
+		TTL, AttributesTTL time.Duration
+		Size               int
+	}
+	Kafka       config.StringList
+	ServedTopic string
+	LogBuffer   int
+	ShadowArm   string
 }
 
 // RegisterFlags adds the service's flags to fs.
@@ -89,6 +93,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.Embedding, "retrieval-embedding", q.Embedding, "Recommend: candidates nearest to the user's embedding")
 	fs.IntVar(&c.Quotas.Trending, "retrieval-trending", q.Trending, "Recommend: candidates from trending")
 	fs.IntVar(&c.MaxPerCategory, "max-per-category", 0, "Recommend: at most this many items of one category unless the request says (0: no cap)")
+	// Within the 1 s click-to-visible budget, with room for the stream.
+	fs.DurationVar(&c.ItemCache.TTL, "item-cache-ttl", 500*time.Millisecond, "item features cached in ranking are re-read when older than this (0: no cache)")
+	fs.DurationVar(&c.ItemCache.AttributesTTL, "item-cache-attributes-ttl", time.Minute, "item attributes (title, categories, year) cached in ranking are re-read when older than this, or when the feature generation changes")
+	fs.IntVar(&c.ItemCache.Size, "item-cache-size", 100_000, "items ranking's item-feature cache holds at most")
 	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka brokers for the served-ranking log (empty: no log)")
 	fs.StringVar(&c.ServedTopic, "served-topic", eventstream.ServedTopic, "topic of the served-ranking log")
 	fs.IntVar(&c.LogBuffer, "served-log-buffer", 10000, "served rankings buffered for Kafka; beyond it they are dropped and counted")
@@ -108,6 +116,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return fmt.Errorf("-warmup-batch-sizes %q: want positive whole numbers", s)
 		}
 		warm = append(warm, n)
+	}
+	if cfg.ItemCache.Size < 1 {
+		return fmt.Errorf("-item-cache-size %d: want at least 1", cfg.ItemCache.Size)
 	}
 	exp := experiment.Default()
 	if cfg.ExperimentFile != "" {
@@ -157,7 +168,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	r = NewRanker(userfeaturesv1.NewUserFeatureServiceClient(userConn), itemfeaturesv1.NewItemFeatureServiceClient(itemConn),
-		reg, exp, served, Options{FeatureTimeout: cfg.FeatureTimeout, Quotas: cfg.Quotas, MaxPerCategory: cfg.MaxPerCategory}, logger, srv.Metrics())
+		reg, exp, served, Options{FeatureTimeout: cfg.FeatureTimeout, Quotas: cfg.Quotas, MaxPerCategory: cfg.MaxPerCategory,
+			ItemCacheTTL: cfg.ItemCache.TTL, ItemAttributesTTL: cfg.ItemCache.AttributesTTL, ItemCacheSize: cfg.ItemCache.Size}, logger, srv.Metrics())
 	if cfg.ExperimentFile != "" {
 		wg.Go(func() { watchExperiment(bg, cfg.ExperimentFile, cfg.ScanInterval, r, logger) })
 	}
