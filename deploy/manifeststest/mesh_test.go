@@ -2,7 +2,6 @@ package manifeststest
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,16 +18,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	networkingapi "istio.io/api/networking/v1alpha3"
 
+	"github.com/recsys/recsys/libs/servicemap"
+
 	// The gRPC services whose method paths the authorization policies name.
 	_ "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	_ "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
 	_ "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
 	_ "github.com/recsys/recsys/gen/go/recsys/userfeatures/v1"
 )
-
-// istioProtocols are the port-name prefixes Istio reads as the protocol
-// (https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
-var istioProtocols = []string{"grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp"}
 
 // externalPrincipals are the identities from outside namespace recsys that
 // the policies may name (their service accounts are the mesh's, not ours).
@@ -43,60 +40,13 @@ const (
 	recordEvents     = "/recsys.feedback.v1.FeedbackService/RecordEvents"
 )
 
-// TestServicePorts: every Service port is named with a protocol prefix
-// Istio understands, agrees with its appProtocol, and targets a container
-// port that the selected pods have.
-func TestServicePorts(t *testing.T) {
-	for _, b := range appBuilds {
-		objs := build(t, b)
-		for _, s := range all[*corev1.Service](objs) {
-			sel := labels.SelectorFromSet(s.Spec.Selector)
-			for _, p := range s.Spec.Ports {
-				proto, ok := istioProtocol(p.Name)
-				if !ok {
-					t.Errorf("%s: Service %s port %q: want a name <protocol>[-suffix] with a protocol in %v", b, s.Name, p.Name, istioProtocols)
-				}
-				if p.AppProtocol != nil && *p.AppProtocol != proto {
-					t.Errorf("%s: Service %s port %q: appProtocol %q disagrees with the name", b, s.Name, p.Name, *p.AppProtocol)
-				}
-				for _, w := range workloads(t, objs) {
-					if !w.serving || !sel.Matches(labels.Set(w.labels)) {
-						continue
-					}
-					if !hasTargetPort(w.containers, p) {
-						t.Errorf("%s: Service %s port %q: target port %s is not a container port of %s", b, s.Name, p.Name, p.TargetPort.String(), w.owner)
-					}
-				}
-			}
-		}
+// routeDestinations are the destinations a route sends requests to.
+func routeDestinations(r *networkingapi.HTTPRoute) []*networkingapi.Destination {
+	var out []*networkingapi.Destination
+	for _, d := range r.Route {
+		out = append(out, d.Destination)
 	}
-	for _, bad := range []string{"api", "grpcapi", "metrics-http", ""} {
-		if _, ok := istioProtocol(bad); ok {
-			t.Errorf("istioProtocol(%q) = ok, want a rejection", bad)
-		}
-	}
-}
-
-// istioProtocol returns the protocol a port name declares to Istio.
-func istioProtocol(name string) (string, bool) {
-	best := ""
-	for _, p := range istioProtocols {
-		if (name == p || strings.HasPrefix(name, p+"-")) && len(p) > len(best) {
-			best = p
-		}
-	}
-	return best, best != ""
-}
-
-func hasTargetPort(cs []corev1.Container, p corev1.ServicePort) bool {
-	for _, c := range cs {
-		for _, cp := range c.Ports {
-			if cp.Name == p.TargetPort.StrVal || (p.TargetPort.StrVal == "" && cp.ContainerPort == p.TargetPort.IntVal) {
-				return true
-			}
-		}
-	}
-	return false
+	return out
 }
 
 // host returns the Service name of an in-namespace host
@@ -159,136 +109,6 @@ func subsetError(objs []object, svc *corev1.Service, sub *networkingapi.Subset) 
 	return fmt.Errorf("subset %s (labels %v) matches no Deployment behind Service %s", sub.Name, sub.Labels, svc.Name)
 }
 
-// TestVirtualServices: every route's weights sum to 100, every destination
-// is a Service (and subset, and port) that exists, every mirror copies 5%,
-// and ranking's canary mirrors to the candidate.
-func TestVirtualServices(t *testing.T) {
-	istio := build(t, istioDir)
-	vss := all[*istionetworking.VirtualService](istio)
-	if len(vss) == 0 {
-		t.Fatal("istio: no VirtualService")
-	}
-	gateways := map[string]bool{"mesh": true}
-	for _, g := range all[*istionetworking.Gateway](istio) {
-		gateways[g.Name] = true
-	}
-	for _, vs := range vss {
-		for _, g := range vs.Spec.Gateways {
-			if !gateways[g] {
-				t.Errorf("VirtualService %s: gateway %q is not in the build", vs.Name, g)
-			}
-		}
-		for _, r := range vs.Spec.Http {
-			for _, err := range routeErrors(r) {
-				t.Errorf("VirtualService %s route %q: %v", vs.Name, r.Name, err)
-			}
-			for _, b := range meshBuilds {
-				for _, err := range destinationErrors(build(t, b), istio, r) {
-					t.Errorf("%s: VirtualService %s route %q: %v", b, vs.Name, r.Name, err)
-				}
-			}
-		}
-	}
-}
-
-// routeErrors checks one route on its own: weights and mirroring.
-func routeErrors(r *networkingapi.HTTPRoute) []error {
-	var errs []error
-	sum := int32(0)
-	for _, d := range r.Route {
-		if d.Weight < 0 || d.Weight > 100 {
-			errs = append(errs, fmt.Errorf("weight %d is outside 0..100", d.Weight))
-		}
-		sum += d.Weight
-	}
-	switch {
-	case len(r.Route) == 1 && sum != 0 && sum != 100:
-		errs = append(errs, fmt.Errorf("its one destination has weight %d, want 100 (or none)", sum))
-	case len(r.Route) > 1 && sum != 100:
-		errs = append(errs, fmt.Errorf("weights sum to %d, want 100", sum))
-	case len(r.Route) == 0 && r.Redirect == nil && r.DirectResponse == nil && r.Delegate == nil:
-		errs = append(errs, fmt.Errorf("no destination"))
-	}
-	if r.Mirror != nil || len(r.Mirrors) > 0 {
-		p := r.MirrorPercentage
-		if r.Mirror == nil || p == nil || math.Abs(p.Value-5) > 1e-9 {
-			errs = append(errs, fmt.Errorf("mirror %v at %v, want mirror with mirrorPercentage 5", r.Mirror, p))
-		}
-	}
-	return errs
-}
-
-// destinationErrors checks a route's destinations (and mirror) against the
-// Services of an app build and the DestinationRules of istio/.
-func destinationErrors(app, istio []object, r *networkingapi.HTTPRoute) []error {
-	var errs []error
-	dests := []*networkingapi.Destination{r.Mirror}
-	for _, d := range r.Route {
-		dests = append(dests, d.Destination)
-	}
-	for _, d := range dests {
-		if d == nil {
-			continue
-		}
-		svc := named[*corev1.Service](app, host(d.Host))
-		if svc == nil {
-			errs = append(errs, fmt.Errorf("destination host %s is no Service of the build", d.Host))
-			continue
-		}
-		if n := d.GetPort().GetNumber(); n != 0 && !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return uint32(p.Port) == n }) {
-			errs = append(errs, fmt.Errorf("destination %s port %d is not a port of Service %s", d.Host, n, svc.Name))
-		}
-		if d.GetPort().GetNumber() == 0 && len(svc.Spec.Ports) > 1 {
-			// Istio's analyzer IST0112: which port is meant is unsaid.
-			errs = append(errs, fmt.Errorf("destination %s names no port, and Service %s has %d", d.Host, svc.Name, len(svc.Spec.Ports)))
-		}
-		if d.Subset == "" {
-			continue
-		}
-		found := false
-		for _, dr := range all[*istionetworking.DestinationRule](istio) {
-			if dr.Spec.Host == d.Host && slices.ContainsFunc(dr.Spec.Subsets, func(s *networkingapi.Subset) bool { return s.Name == d.Subset }) {
-				found = true
-			}
-		}
-		if !found {
-			errs = append(errs, fmt.Errorf("destination %s subset %s is in no DestinationRule", d.Host, d.Subset))
-		}
-	}
-	return errs
-}
-
-// TestRouteErrorsRejects shows routeErrors failing on the mistakes it is
-// there to catch.
-func TestRouteErrorsRejects(t *testing.T) {
-	dest := func(subset string, w int32) *networkingapi.HTTPRouteDestination {
-		return &networkingapi.HTTPRouteDestination{Destination: &networkingapi.Destination{Host: "ranking", Subset: subset}, Weight: w}
-	}
-	mirror := &networkingapi.Destination{Host: "ranking", Subset: "v2"}
-	cases := map[string]*networkingapi.HTTPRoute{
-		"weights sum to 90":      {Route: []*networkingapi.HTTPRouteDestination{dest("v1", 85), dest("v2", 5)}},
-		"weights sum to 105":     {Route: []*networkingapi.HTTPRouteDestination{dest("v1", 100), dest("v2", 5)}},
-		"one destination at 50":  {Route: []*networkingapi.HTTPRouteDestination{dest("v1", 50)}},
-		"mirror at 10%":          {Route: []*networkingapi.HTTPRouteDestination{dest("v1", 0)}, Mirror: mirror, MirrorPercentage: &networkingapi.Percent{Value: 10}},
-		"mirror without percent": {Route: []*networkingapi.HTTPRouteDestination{dest("v1", 0)}, Mirror: mirror},
-		"no destination":         {},
-	}
-	for name, r := range cases {
-		if errs := routeErrors(r); len(errs) == 0 {
-			t.Errorf("routeErrors(%s) = no errors, want one", name)
-		}
-	}
-}
-
-func routeNamed(vs *istionetworking.VirtualService, name string) *networkingapi.HTTPRoute {
-	for _, r := range vs.Spec.Http {
-		if r.Name == name {
-			return r
-		}
-	}
-	return nil
-}
-
 // request is what a route match is tested against. port 0: the gateway
 // (its routes match no port).
 type request struct {
@@ -334,7 +154,8 @@ func stringMatches(s *networkingapi.StringMatch, v string) bool {
 // that does not set retries gets Istio's default of two, so attempts: 0
 // must be explicit.
 func TestRecordEventsNotRetried(t *testing.T) {
-	reqs := []request{{recordEvents, "POST", 9094}, {recordEvents, "POST", 8094}, {"/v1/events", "POST", 8094}}
+	fb := servicemap.Of(servicemap.Feedback)
+	reqs := []request{{recordEvents, "POST", uint32(fb.GRPCPort)}, {recordEvents, "POST", uint32(fb.HTTPPort)}, {"/v1/events", "POST", uint32(fb.HTTPPort)}}
 	checked := 0
 	for _, vs := range all[*istionetworking.VirtualService](build(t, istioDir)) {
 		if !slices.ContainsFunc(vs.Spec.Http, func(r *networkingapi.HTTPRoute) bool {
@@ -472,7 +293,7 @@ func TestAuthorization(t *testing.T) {
 		callee := "*"
 		if sel := p.Spec.GetSelector().GetMatchLabels(); sel != nil {
 			callee = sel["app"]
-			if !slices.ContainsFunc(podLabels(t, app), func(l map[string]string) bool { return labels.SelectorFromSet(sel).Matches(labels.Set(l)) }) {
+			if !matchesAny(labels.SelectorFromSet(sel), servingPods(t, app)) {
 				t.Errorf("AuthorizationPolicy %s: selector %v matches no pod of %s", p.Name, sel, prod)
 			}
 		}

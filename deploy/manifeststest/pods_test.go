@@ -23,63 +23,84 @@ import (
 
 const gpuResource corev1.ResourceName = "nvidia.com/gpu"
 
-// TestPodHardening: every container runs as non-root with a read-only root
-// filesystem, no privilege escalation and no capabilities, and has CPU and
-// memory requests and limits.
+// TestPodHardening: every container, in Kubernetes and in compose, runs as
+// non-root with a read-only root filesystem, no privilege escalation and no
+// capabilities; in Kubernetes it also names its uid (a distroless image may
+// have no user entry) and has CPU and memory requests and limits. Compose
+// runs the image's USER, which every Dockerfile sets to a numeric non-root
+// uid (runAsNonRoot can only verify a number).
 func TestPodHardening(t *testing.T) {
-	for _, b := range appBuilds {
-		for _, w := range workloads(t, build(t, b)) {
+	for src, ws := range sources(t) {
+		for _, w := range ws {
 			for _, c := range w.containers {
-				for _, err := range hardeningErrors(w.podSC, c) {
-					t.Errorf("%s: %s container %s: %v", b, w.owner, c.Name, err)
+				for _, err := range hardeningErrors(w, c) {
+					t.Errorf("%s: %s container %s: %v", src, w.owner, c.Name, err)
 				}
+			}
+		}
+	}
+	for bin := range binaries {
+		for _, u := range dockerfileValues(t, bin, "USER") {
+			if uid, _, _ := strings.Cut(u, ":"); uid == "0" || strings.Trim(uid, "0123456789") != "" {
+				t.Errorf("services/%s/Dockerfile: USER %s, want a numeric non-root uid", bin, u)
 			}
 		}
 	}
 }
 
-func hardeningErrors(pod *corev1.PodSecurityContext, c corev1.Container) []error {
+func hardeningErrors(w workload, c corev1.Container) []error {
 	var errs []error
 	sc := c.SecurityContext
 	if sc == nil {
 		sc = &corev1.SecurityContext{}
 	}
-	nonRoot := sc.RunAsNonRoot
-	if nonRoot == nil && pod != nil {
-		nonRoot = pod.RunAsNonRoot
+	pod := w.podSC
+	if pod == nil {
+		pod = &corev1.PodSecurityContext{}
 	}
-	if nonRoot == nil || !*nonRoot {
-		errs = append(errs, fmt.Errorf("runAsNonRoot is not true (pod or container)"))
-	}
-	uid := sc.RunAsUser
-	if uid == nil && pod != nil {
-		uid = pod.RunAsUser
-	}
-	if uid == nil || *uid == 0 {
-		errs = append(errs, fmt.Errorf("runAsUser is not a non-zero uid (a distroless image may have no user entry)"))
+	if w.compose != nil {
+		if w.compose.User != "" || w.compose.Privileged {
+			errs = append(errs, fmt.Errorf("user %q, privileged %v: want the image's non-root USER", w.compose.User, w.compose.Privileged))
+		}
+	} else {
+		if nonRoot := cmpPtr(sc.RunAsNonRoot, pod.RunAsNonRoot); nonRoot == nil || !*nonRoot {
+			errs = append(errs, fmt.Errorf("runAsNonRoot is not true (pod or container)"))
+		}
+		if uid := cmpPtr(sc.RunAsUser, pod.RunAsUser); uid == nil || *uid == 0 {
+			errs = append(errs, fmt.Errorf("runAsUser is not a non-zero uid"))
+		}
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if _, ok := c.Resources.Requests[r]; !ok {
+				errs = append(errs, fmt.Errorf("no %s request", r))
+			}
+			if _, ok := c.Resources.Limits[r]; !ok {
+				errs = append(errs, fmt.Errorf("no %s limit", r))
+			}
+		}
 	}
 	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		errs = append(errs, fmt.Errorf("readOnlyRootFilesystem is not true"))
 	}
 	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-		errs = append(errs, fmt.Errorf("allowPrivilegeEscalation is not false"))
+		errs = append(errs, fmt.Errorf("privilege escalation is not off"))
 	}
-	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
-		errs = append(errs, fmt.Errorf("capabilities do not drop ALL"))
-	}
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if _, ok := c.Resources.Requests[r]; !ok {
-			errs = append(errs, fmt.Errorf("no %s request", r))
-		}
-		if _, ok := c.Resources.Limits[r]; !ok {
-			errs = append(errs, fmt.Errorf("no %s limit", r))
-		}
+	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+		errs = append(errs, fmt.Errorf("capabilities do not drop ALL and add none"))
 	}
 	return errs
 }
 
-// TestServingProbes: every server has startup, readiness and liveness
-// probes on gRPC health (grpc.health.v1) at its gRPC container port.
+func cmpPtr[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// TestServingProbes: every Kubernetes server has startup, readiness and
+// liveness probes on gRPC health at its gRPC container port; liveness asks
+// the "liveness" health service (the default one is readiness: probing it
+// for liveness would restart pods that wait for Redis).
 func TestServingProbes(t *testing.T) {
 	for _, b := range appBuilds {
 		for _, w := range workloads(t, build(t, b)) {
@@ -87,14 +108,9 @@ func TestServingProbes(t *testing.T) {
 				continue
 			}
 			for _, c := range w.containers {
-				grpcPort := int32(0)
-				for _, p := range c.Ports {
-					if p.Name == "grpc" || p.Name == "h2c" {
-						grpcPort = p.ContainerPort
-					}
-				}
-				if grpcPort == 0 {
-					t.Errorf("%s: %s container %s: no container port named grpc (or h2c for Knative)", b, w.owner, c.Name)
+				i := slices.IndexFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "grpc" || p.Name == "h2c" })
+				if i < 0 {
+					t.Errorf("%s: %s: no container port named grpc (or h2c for Knative)", b, w.owner)
 					continue
 				}
 				probes := map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe}
@@ -102,19 +118,12 @@ func TestServingProbes(t *testing.T) {
 					probes["startup"] = c.StartupProbe
 				}
 				for name, p := range probes {
-					switch {
-					case p == nil:
-						t.Errorf("%s: %s container %s: no %s probe", b, w.owner, c.Name, name)
-					case p.GRPC == nil:
-						t.Errorf("%s: %s container %s: %s probe is not a gRPC health probe", b, w.owner, c.Name, name)
-					case p.GRPC.Port != grpcPort:
-						t.Errorf("%s: %s container %s: %s probe on port %d, want the gRPC port %d", b, w.owner, c.Name, name, p.GRPC.Port, grpcPort)
-					case name == "liveness" && (p.GRPC.Service == nil || *p.GRPC.Service != "liveness"):
-						// The default health service is readiness: probing it for
-						// liveness would restart pods that wait for Redis.
-						t.Errorf("%s: %s container %s: liveness probe must ask the \"liveness\" health service", b, w.owner, c.Name)
-					case name != "liveness" && p.GRPC.Service != nil && *p.GRPC.Service != "":
-						t.Errorf("%s: %s container %s: %s probe asks service %q, want the default (readiness)", b, w.owner, c.Name, name, *p.GRPC.Service)
+					want := ""
+					if name == "liveness" {
+						want = "liveness"
+					}
+					if p == nil || p.GRPC == nil || p.GRPC.Port != c.Ports[i].ContainerPort || cmpOr(ptrValue(p.GRPC.Service), "") != want {
+						t.Errorf("%s: %s: %s probe %+v, want gRPC health service %q on port %d", b, w.owner, name, p, want, c.Ports[i].ContainerPort)
 					}
 				}
 			}
@@ -122,36 +131,12 @@ func TestServingProbes(t *testing.T) {
 	}
 }
 
-// TestLabels: every pod carries the app and version labels Istio's
-// telemetry and the DestinationRule subsets use, and every Deployment's
-// selector picks its own pods and no other Deployment's.
-func TestLabels(t *testing.T) {
-	for _, b := range appBuilds {
-		objs := build(t, b)
-		for _, w := range workloads(t, objs) {
-			if w.pod == nil {
-				continue // Argo pods are labelled by Argo
-			}
-			for _, l := range []string{"app", "version", "app.kubernetes.io/part-of"} {
-				if w.labels[l] == "" {
-					t.Errorf("%s: %s: pod has no %s label (labels %v)", b, w.owner, l, w.labels)
-				}
-			}
-		}
-		deployments := all[*appsv1.Deployment](objs)
-		for _, d := range deployments {
-			sel := mustSelector(t, d.Spec.Selector)
-			for _, other := range deployments {
-				matches := sel.Matches(labels.Set(other.Spec.Template.Labels))
-				if other == d && !matches {
-					t.Errorf("%s: Deployment %s: selector %v does not match its pod labels %v", b, d.Name, d.Spec.Selector.MatchLabels, other.Spec.Template.Labels)
-				}
-				if other != d && matches {
-					t.Errorf("%s: Deployment %s: selector %v also matches the pods of Deployment %s", b, d.Name, d.Spec.Selector.MatchLabels, other.Name)
-				}
-			}
-		}
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
 	}
+	return *p
 }
 
 func mustSelector(t testing.TB, s *metav1.LabelSelector) labels.Selector {
@@ -166,11 +151,11 @@ func mustSelector(t testing.TB, s *metav1.LabelSelector) labels.Selector {
 	return sel
 }
 
-// podLabels returns the labels of every pod template of a build that can
+// servingPods returns the labels of every pod template of a build that can
 // back a Service (Deployments, Knative revisions).
-func podLabels(t testing.TB, objs []object) []map[string]string {
+func servingPods(t testing.TB, objs []object) []labels.Set {
 	t.Helper()
-	var out []map[string]string
+	var out []labels.Set
 	for _, w := range workloads(t, objs) {
 		if w.serving {
 			out = append(out, w.labels)
@@ -179,64 +164,70 @@ func podLabels(t testing.TB, objs []object) []map[string]string {
 	return out
 }
 
-func matchesAny(sel labels.Selector, pods []map[string]string) bool {
-	for _, p := range pods {
-		if sel.Matches(labels.Set(p)) {
-			return true
-		}
-	}
-	return false
+func matchesAny(sel labels.Selector, pods []labels.Set) bool {
+	return slices.ContainsFunc(pods, func(p labels.Set) bool { return sel.Matches(p) })
 }
 
-// TestReferences: every Service and PodDisruptionBudget selects pods of the
-// build; every HPA, VPA and ServiceMonitor names something that exists;
-// every ConfigMap key, claim, service account and priority class a pod
-// uses is in the same build.
-func TestReferences(t *testing.T) {
+// TestSelectorsAndReferences: every pod carries the app and version labels
+// Istio's telemetry and the DestinationRule subsets use; every Deployment's
+// selector picks its own pods and no other's; every Service, PDB and
+// ServiceMonitor selects something of the build; every HPA, VPA and
+// Rollout names something that exists; every ConfigMap key, claim, mount,
+// service account and priority class a pod uses is in the same build.
+func TestSelectorsAndReferences(t *testing.T) {
 	for _, b := range appBuilds {
 		objs := build(t, b)
-		pods := podLabels(t, objs)
+		pods := servingPods(t, objs)
+		fail := func(format string, args ...any) { t.Errorf(b+": "+format, args...) }
+		deployments := all[*appsv1.Deployment](objs)
+		for _, d := range deployments {
+			for _, l := range []string{"app", "version", "app.kubernetes.io/part-of"} {
+				if d.Spec.Template.Labels[l] == "" {
+					fail("Deployment %s: pods have no %s label", d.Name, l)
+				}
+			}
+			sel := mustSelector(t, d.Spec.Selector)
+			for _, other := range deployments {
+				if sel.Matches(labels.Set(other.Spec.Template.Labels)) != (other == d) {
+					fail("Deployment %s: selector %v and the pods of Deployment %s: matches %v", d.Name, d.Spec.Selector.MatchLabels, other.Name, other != d)
+				}
+			}
+		}
 		for _, s := range all[*corev1.Service](objs) {
-			sel := labels.SelectorFromSet(s.Spec.Selector)
-			if len(s.Spec.Selector) == 0 || !matchesAny(sel, pods) {
-				t.Errorf("%s: Service %s: selector %v matches no pod template", b, s.Name, s.Spec.Selector)
+			if len(s.Spec.Selector) == 0 || !matchesAny(labels.SelectorFromSet(s.Spec.Selector), pods) {
+				fail("Service %s: selector %v matches no pod template", s.Name, s.Spec.Selector)
 			}
 		}
 		for _, p := range all[*policyv1.PodDisruptionBudget](objs) {
 			if !matchesAny(mustSelector(t, p.Spec.Selector), pods) {
-				t.Errorf("%s: PodDisruptionBudget %s: selector %v matches no pod template", b, p.Name, p.Spec.Selector.MatchLabels)
+				fail("PodDisruptionBudget %s: selector matches no pod template", p.Name)
 			}
 		}
 		for _, h := range all[*autoscalingv2.HorizontalPodAutoscaler](objs) {
 			ref := h.Spec.ScaleTargetRef
-			switch {
-			case ref.Kind == "Deployment" && ref.APIVersion == "apps/v1" && named[*appsv1.Deployment](objs, ref.Name) != nil:
-			case ref.Kind == "Rollout" && ref.APIVersion == "argoproj.io/v1alpha1" && named[*rolloutsv1.Rollout](objs, ref.Name) != nil:
-			default:
-				t.Errorf("%s: HorizontalPodAutoscaler %s: target %s %s %s is not in the build", b, h.Name, ref.APIVersion, ref.Kind, ref.Name)
+			if !(ref.Kind == "Deployment" && named[*appsv1.Deployment](objs, ref.Name) != nil) && !(ref.Kind == "Rollout" && named[*rolloutsv1.Rollout](objs, ref.Name) != nil) {
+				fail("HorizontalPodAutoscaler %s: target %s %s is not in the build", h.Name, ref.Kind, ref.Name)
 			}
 		}
 		for _, r := range all[*rolloutsv1.Rollout](objs) {
 			for _, err := range rolloutRefErrors(objs, r) {
-				t.Errorf("%s: Rollout %s: %v", b, r.Name, err)
+				fail("Rollout %s: %v", r.Name, err)
 			}
 		}
 		for _, v := range all[*vpav1.VerticalPodAutoscaler](objs) {
-			ref := v.Spec.TargetRef
-			d := named[*appsv1.Deployment](objs, ref.Name)
-			if ref.Kind != "Deployment" || d == nil {
-				t.Errorf("%s: VerticalPodAutoscaler %s: target %s %s is not in the build", b, v.Name, ref.Kind, ref.Name)
+			d := named[*appsv1.Deployment](objs, v.Spec.TargetRef.Name)
+			if v.Spec.TargetRef.Kind != "Deployment" || d == nil {
+				fail("VerticalPodAutoscaler %s: target is not in the build", v.Name)
 				continue
 			}
 			for _, cp := range v.Spec.ResourcePolicy.ContainerPolicies {
 				if !slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == cp.ContainerName }) {
-					t.Errorf("%s: VerticalPodAutoscaler %s: container %s is not in Deployment %s", b, v.Name, cp.ContainerName, d.Name)
+					fail("VerticalPodAutoscaler %s: container %s is not in Deployment %s", v.Name, cp.ContainerName, d.Name)
 				}
 			}
 		}
 		for _, sm := range all[*monitoringv1.ServiceMonitor](objs) {
-			sel := mustSelector(t, &sm.Spec.Selector)
-			n := 0
+			sel, n := mustSelector(t, &sm.Spec.Selector), 0
 			for _, s := range all[*corev1.Service](objs) {
 				if !sel.Matches(labels.Set(s.Labels)) {
 					continue
@@ -244,17 +235,17 @@ func TestReferences(t *testing.T) {
 				n++
 				for _, ep := range sm.Spec.Endpoints {
 					if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
-						t.Errorf("%s: ServiceMonitor %s: Service %s has no port %q", b, sm.Name, s.Name, ep.Port)
+						fail("ServiceMonitor %s: Service %s has no port %q", sm.Name, s.Name, ep.Port)
 					}
 				}
 			}
 			if n == 0 {
-				t.Errorf("%s: ServiceMonitor %s: selector matches no Service", b, sm.Name)
+				fail("ServiceMonitor %s: selector matches no Service", sm.Name)
 			}
 		}
 		for _, w := range workloads(t, objs) {
 			for _, err := range podRefErrors(objs, w) {
-				t.Errorf("%s: %s: %v", b, w.owner, err)
+				fail("%s: %v", w.owner, err)
 			}
 		}
 	}
@@ -295,39 +286,45 @@ func podRefErrors(objs []object, w workload) []error {
 	return errs
 }
 
-// TestModelRegistry: the registry volume is mounted at /models, read-only
-// in every ranking pod and read-write in the trainer.
+// TestModelRegistry: the registry (the models claim, or compose's models
+// volume) is mounted at the binary's -model-root, read-only in every
+// ranking and read-write in the trainer; compose's ranking starts after its
+// trainer has published.
 func TestModelRegistry(t *testing.T) {
-	for _, b := range appBuilds {
-		var sawRanking, sawTrainer bool
-		for _, w := range workloads(t, build(t, b)) {
+	for src, ws := range sources(t) {
+		var rankers, trainers int
+		for _, w := range ws {
 			for _, c := range w.containers {
 				bin := binaryOf(c.Image)
 				if bin != "ranking" && bin != "trainer" {
 					continue
 				}
-				m := mountOf(w, c, "models")
+				fs, _ := binaryFlags(bin, c, c.Command, w.resolve, w.params)
+				m, root := mountOf(w, c, "models"), fs.Lookup("model-root").Value.String()
 				switch {
-				case m == nil:
-					t.Errorf("%s: %s: the models claim is not mounted", b, w.owner)
-				case m.MountPath != "/models":
-					t.Errorf("%s: %s: models mounted at %s, want /models", b, w.owner, m.MountPath)
-				case bin == "ranking" && !m.ReadOnly:
-					t.Errorf("%s: %s: ranking mounts the model registry read-write, want read-only", b, w.owner)
-				case bin == "trainer" && m.ReadOnly:
-					t.Errorf("%s: %s: the trainer mounts the model registry read-only, want read-write", b, w.owner)
+				case m == nil || !strings.HasPrefix(root+"/", m.MountPath+"/"):
+					t.Errorf("%s: %s: the models claim is not mounted at or above -model-root %s", src, w.owner, root)
+				case (bin == "ranking") != m.ReadOnly:
+					t.Errorf("%s: %s: %s mounts the registry read-only=%v; ranking reads it, the trainer writes it", src, w.owner, bin, m.ReadOnly)
 				}
-				sawRanking = sawRanking || bin == "ranking"
-				sawTrainer = sawTrainer || bin == "trainer"
+				if w.compose != nil && bin == "ranking" && w.compose.DependsOn["trainer"].Condition != "service_completed_successfully" {
+					t.Errorf("%s: %s does not wait for the trainer to publish a first model", src, w.owner)
+				}
+				rankers += btoi(bin == "ranking")
+				trainers += btoi(bin == "trainer")
 			}
 		}
-		if !sawRanking {
-			t.Errorf("%s: no ranking pod", b)
-		}
-		if b == prod && !sawTrainer {
-			t.Errorf("%s: no trainer pod", b)
+		if !slices.Contains(looseFiles, src) && (rankers == 0 || (trainers == 0 && (src == prod || src == composeFile))) {
+			t.Errorf("%s: %d ranking and %d trainer containers", src, rankers, trainers)
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // mountOf returns the container's mount of the volume backed by claim.
@@ -346,46 +343,35 @@ func mountOf(w workload, c corev1.Container, claim string) *corev1.VolumeMount {
 }
 
 // TestAutoscaling: ranking scales on a per-pod request-rate metric,
-// featurecompute on its consumer lag (an External metric), and every VPA
-// only recommends.
+// featurecompute on its consumer lag (an External metric the service
+// registers), every VPA only recommends, and every ServiceMonitor scrapes
+// /metrics on an http- port.
 func TestAutoscaling(t *testing.T) {
+	registered := registeredMetrics(t)
 	for _, b := range []string{base, dev, prod, gpu} {
 		objs := build(t, b)
 		want := map[string]func(autoscalingv2.MetricSpec) bool{
 			"ranking": func(m autoscalingv2.MetricSpec) bool {
-				return m.Type == autoscalingv2.PodsMetricSourceType && m.Pods != nil && strings.Contains(m.Pods.Metric.Name, "requests_per_second")
+				return m.Pods != nil && strings.Contains(m.Pods.Metric.Name, "requests_per_second")
 			},
 			"featurecompute": func(m autoscalingv2.MetricSpec) bool {
-				return m.Type == autoscalingv2.ExternalMetricSourceType && m.External != nil && m.External.Metric.Name == "recsys_featurecompute_consumer_lag"
+				return m.External != nil && m.External.Metric.Name == "recsys_featurecompute_consumer_lag" && registered[m.External.Metric.Name]
 			},
 		}
 		for name, ok := range want {
 			h := named[*autoscalingv2.HorizontalPodAutoscaler](objs, name)
-			if h == nil {
-				t.Errorf("%s: no HorizontalPodAutoscaler %s", b, name)
-				continue
-			}
-			if !slices.ContainsFunc(h.Spec.Metrics, ok) {
-				t.Errorf("%s: HorizontalPodAutoscaler %s: metrics %+v lack the expected one", b, name, h.Spec.Metrics)
-			}
-			if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 1 || *h.Spec.MinReplicas > h.Spec.MaxReplicas {
-				t.Errorf("%s: HorizontalPodAutoscaler %s: replicas %v..%d", b, name, h.Spec.MinReplicas, h.Spec.MaxReplicas)
+			if h == nil || !slices.ContainsFunc(h.Spec.Metrics, ok) || h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 1 || *h.Spec.MinReplicas > h.Spec.MaxReplicas {
+				t.Errorf("%s: HorizontalPodAutoscaler %s: %+v lacks the expected metric or sane replicas", b, name, h)
 			}
 		}
 	}
-	vpas := all[*vpav1.VerticalPodAutoscaler](build(t, prod))
-	if len(vpas) == 0 {
-		t.Errorf("%s: no VerticalPodAutoscaler", prod)
-	}
-	for _, v := range vpas {
-		if v.Spec.UpdatePolicy == nil || v.Spec.UpdatePolicy.UpdateMode == nil || *v.Spec.UpdatePolicy.UpdateMode != vpav1.UpdateModeOff {
+	objs := build(t, prod)
+	for _, v := range all[*vpav1.VerticalPodAutoscaler](objs) {
+		if v.Spec.UpdatePolicy == nil || ptrValue(v.Spec.UpdatePolicy.UpdateMode) != vpav1.UpdateModeOff {
 			t.Errorf("%s: VerticalPodAutoscaler %s: updateMode is not \"Off\" (recommendations only)", prod, v.Name)
 		}
 	}
-	sms := all[*monitoringv1.ServiceMonitor](build(t, prod))
-	if len(sms) == 0 {
-		t.Errorf("%s: no ServiceMonitor", prod)
-	}
+	sms := all[*monitoringv1.ServiceMonitor](objs)
 	for _, sm := range sms {
 		for _, ep := range sm.Spec.Endpoints {
 			if ep.Path != "/metrics" || !strings.HasPrefix(ep.Port, "http-") {
@@ -393,65 +379,59 @@ func TestAutoscaling(t *testing.T) {
 			}
 		}
 	}
+	if len(sms) == 0 || len(all[*vpav1.VerticalPodAutoscaler](objs)) == 0 {
+		t.Errorf("%s: want ServiceMonitors and VerticalPodAutoscalers", prod)
+	}
 }
 
-// TestGPUOverlay: in the gpu overlay every ranking pod (v1 and v2) asks for
-// a GPU, may run on the tainted GPU nodes and only there, has a priority
-// class, and runs ONNX Runtime's CUDA provider; nothing else asks for a GPU,
-// and nothing does in prod.
-func TestGPUOverlay(t *testing.T) {
-	objs := build(t, gpu)
-	var rankers int
-	for _, d := range all[*appsv1.Deployment](objs) {
-		spec := d.Spec.Template.Spec
-		gpus := 0
-		for _, c := range spec.Containers {
-			if q, ok := c.Resources.Limits[gpuResource]; ok {
-				gpus += int(q.Value())
+// TestGPU: only ranking asks for a GPU, and a ranking on a GPU runs ONNX
+// Runtime's CUDA provider (the last -execution-provider wins; auto would
+// fall back to the CPU silently), and one with the CUDA provider has a
+// GPU. In the gpu overlay every ranking pod has one, tolerates the GPU
+// nodes' taint, selects them and has a priority class; nothing in prod
+// has one. In compose the GPU ranking is behind the gpu profile (docker
+// compose up works without a GPU) and built from the image's gpu target.
+func TestGPU(t *testing.T) {
+	for src, ws := range sources(t) {
+		gpuRankers := 0
+		for _, w := range ws {
+			for _, c := range w.containers {
+				_, hasGPU := c.Resources.Limits[gpuResource]
+				bin := binaryOf(c.Image)
+				cuda := bin == "ranking" && lastFlag(c, "execution-provider") == "cuda"
+				if hasGPU != cuda || (hasGPU && (src == prod || bin != "ranking")) {
+					t.Errorf("%s: %s (%s): GPU %v with execution provider %q", src, w.owner, bin, hasGPU, lastFlag(c, "execution-provider"))
+				}
+				if !hasGPU {
+					continue
+				}
+				gpuRankers++
+				if s := w.compose; s != nil && (!slices.Contains(s.Profiles, "gpu") || s.Build == nil || s.Build.Target != "gpu") {
+					t.Errorf("%s: %s: profiles %q, build %+v: want profile gpu and the Dockerfile's gpu target", src, w.owner, s.Profiles, s.Build)
+				}
+				if p := w.pod; p != nil && (!toleratesGPUTaint(p.Tolerations) || len(p.NodeSelector) == 0 || p.PriorityClassName == "") {
+					t.Errorf("%s: %s: tolerations %+v, nodeSelector %v, priority class %q: want the GPU nodes' taint tolerated, a selector and a priority class", src, w.owner, p.Tolerations, p.NodeSelector, p.PriorityClassName)
+				}
 			}
 		}
-		if d.Spec.Template.Labels["app"] != "ranking" {
-			if gpus > 0 {
-				t.Errorf("gpu: Deployment %s asks for %d GPUs; only ranking should", d.Name, gpus)
-			}
-			continue
-		}
-		rankers++
-		if gpus < 1 {
-			t.Errorf("gpu: Deployment %s: no %s limit", d.Name, gpuResource)
-		}
-		if !toleratesGPUTaint(spec.Tolerations) {
-			t.Errorf("gpu: Deployment %s: tolerations %+v do not tolerate the %s:NoSchedule taint", d.Name, spec.Tolerations, gpuResource)
-		}
-		if len(spec.NodeSelector) == 0 {
-			t.Errorf("gpu: Deployment %s: no nodeSelector for GPU nodes", d.Name)
-		}
-		if spec.PriorityClassName == "" || named[*schedulingv1.PriorityClass](objs, spec.PriorityClassName) == nil {
-			t.Errorf("gpu: Deployment %s: priority class %q is not in the build", d.Name, spec.PriorityClassName)
-		}
-		if p := lastFlag(spec.Containers[0].Args, "execution-provider"); p != "cuda" {
-			t.Errorf("gpu: Deployment %s: args %q run execution provider %q, want cuda (the last -execution-provider wins)", d.Name, spec.Containers[0].Args, p)
-		}
-	}
-	if rankers < 1 {
-		t.Error("gpu: no ranking Deployment")
-	}
-	for _, d := range all[*appsv1.Deployment](build(t, prod)) {
-		if _, ok := d.Spec.Template.Spec.Containers[0].Resources.Limits[gpuResource]; ok {
-			t.Errorf("prod: Deployment %s asks for a GPU; only the gpu overlay should", d.Name)
+		if want := src == gpu || src == composeFile; want != (gpuRankers > 0) {
+			t.Errorf("%s: %d ranking containers on a GPU", src, gpuRankers)
 		}
 	}
 }
 
-// lastFlag returns the value of the last --name=value in args: the one the
-// flag package keeps.
-func lastFlag(args []string, name string) string {
+// lastFlag returns the value the binary will see for a flag given as
+// --name=value in args or RECSYS_NAME in the environment (args win).
+func lastFlag(c corev1.Container, name string) string {
 	v := ""
-	for _, a := range args {
-		for _, prefix := range []string{"--" + name + "=", "-" + name + "="} {
-			if rest, ok := strings.CutPrefix(a, prefix); ok {
-				v = rest
-			}
+	for _, e := range c.Env {
+		if e.Name == "RECSYS_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")) {
+			v = e.Value
+		}
+	}
+	for _, a := range c.Args {
+		if rest, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), name+"="); ok {
+			v = rest
 		}
 	}
 	return v
@@ -459,17 +439,12 @@ func lastFlag(args []string, name string) string {
 
 func toleratesGPUTaint(ts []corev1.Toleration) bool {
 	taint := corev1.Taint{Key: string(gpuResource), Value: "present", Effect: corev1.TaintEffectNoSchedule}
-	for _, tol := range ts {
-		if tol.ToleratesTaint(klog.Background(), &taint, false) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(ts, func(tol corev1.Toleration) bool { return tol.ToleratesTaint(klog.Background(), &taint, false) })
 }
 
 // TestKnativeService: ranking's Knative Service autoscales on requests and
 // runs the very container of the ranking Deployment (copied by the
-// kustomization's replacements).
+// kustomization's replacements), which it replaces.
 func TestKnativeService(t *testing.T) {
 	objs := build(t, knative)
 	ks := named[*knservingv1.Service](objs, "ranking")
@@ -477,37 +452,24 @@ func TestKnativeService(t *testing.T) {
 		t.Fatal("knative: no Knative Service ranking")
 	}
 	ann := ks.Spec.Template.Annotations
-	if ann["autoscaling.knative.dev/class"] != "kpa.autoscaling.knative.dev" {
-		t.Errorf("knative: autoscaling class %q, want the KPA", ann["autoscaling.knative.dev/class"])
+	if ann["autoscaling.knative.dev/class"] != "kpa.autoscaling.knative.dev" || (ann["autoscaling.knative.dev/metric"] != "rps" && ann["autoscaling.knative.dev/metric"] != "concurrency") || ann["autoscaling.knative.dev/target"] == "" {
+		t.Errorf("knative: autoscaling annotations %v, want the KPA on rps or concurrency with a target", ann)
 	}
-	if m := ann["autoscaling.knative.dev/metric"]; m != "rps" && m != "concurrency" {
-		t.Errorf("knative: autoscaling metric %q, want a request-based one (rps or concurrency)", m)
+	if slices.ContainsFunc(all[*appsv1.Deployment](objs), func(d *appsv1.Deployment) bool { return d.Spec.Template.Labels["app"] == "ranking" }) {
+		t.Error("knative: a Deployment still runs ranking beside the Knative Service")
 	}
-	if ann["autoscaling.knative.dev/target"] == "" {
-		t.Error("knative: no autoscaling target")
-	}
-	for _, d := range all[*appsv1.Deployment](objs) {
-		if d.Spec.Template.Labels["app"] == "ranking" {
-			t.Errorf("knative: Deployment %s still runs ranking beside the Knative Service", d.Name)
-		}
-	}
-	// The base's Deployment, whose container the Knative Service copies.
 	dep := named[*appsv1.Deployment](build(t, base), "ranking")
-	if dep == nil {
-		t.Fatal("base: no Deployment ranking")
-	}
 	want, got := dep.Spec.Template.Spec.Containers[0], ks.Spec.Template.Spec.Containers[0]
 	if want.Image != got.Image || !slices.Equal(want.Args, got.Args) || !want.Resources.Limits.Cpu().Equal(*got.Resources.Limits.Cpu()) ||
 		len(want.Env) != len(got.Env) || len(want.VolumeMounts) != len(got.VolumeMounts) {
-		t.Errorf("knative: ranking container differs from the Deployment's:\n got  image %s args %q env %d mounts %d\n want image %s args %q env %d mounts %d",
-			got.Image, got.Args, len(got.Env), len(got.VolumeMounts), want.Image, want.Args, len(want.Env), len(want.VolumeMounts))
+		t.Errorf("knative: ranking container differs from the Deployment's:\n got  %s %q\n want %s %q", got.Image, got.Args, want.Image, want.Args)
 	}
 }
 
 // TestTrainingWorkflow: the pipeline is data-prep -> train -> evaluate ->
-// publish -> canary, with the trainer image training, an exit handler that
-// rolls back and applies retention, and the CronWorkflow and the Workflow
-// run that template.
+// publish -> canary with the ingest and trainer images, an exit handler
+// that rolls back and applies retention, and a CronWorkflow and a Workflow
+// running that template.
 func TestTrainingWorkflow(t *testing.T) {
 	objs := build(t, prod)
 	wt := named[*wfv1.WorkflowTemplate](objs, "train-model")
@@ -518,47 +480,38 @@ func TestTrainingWorkflow(t *testing.T) {
 	for i := range wt.Spec.Templates {
 		tpl[wt.Spec.Templates[i].Name] = &wt.Spec.Templates[i]
 	}
-	dag := tpl[wt.Spec.Entrypoint].DAG
-	if dag == nil {
-		t.Fatalf("WorkflowTemplate train-model: entrypoint %q is not a DAG template", wt.Spec.Entrypoint)
-	}
 	after := map[string][]string{}
-	for _, task := range dag.Tasks {
-		after[task.Name] = task.Dependencies
+	if dag := tpl[wt.Spec.Entrypoint].DAG; dag != nil {
+		for _, task := range dag.Tasks {
+			after[task.Name] = task.Dependencies
+		}
 	}
 	steps := []string{"data-prep", "train", "evaluate", "publish", "canary"}
 	for i, s := range steps {
-		deps, ok := after[s]
-		var want []string
-		if i > 0 {
-			want = []string{steps[i-1]}
-		}
-		if !ok || !slices.Equal(deps, want) {
-			t.Errorf("WorkflowTemplate train-model: task %s depends on %q, want %q", s, deps, want)
+		if deps, ok := after[s]; !ok || !slices.Equal(deps, steps[max(i-1, 0):i]) {
+			t.Errorf("train-model: task %s depends on %q, want %q", s, deps, steps[max(i-1, 0):i])
 		}
 	}
-	if exit := tpl[wt.Spec.OnExit]; exit == nil || exit.Steps == nil {
-		t.Errorf("WorkflowTemplate train-model: onExit %q is no steps template (rollback, retention)", wt.Spec.OnExit)
-	} else {
-		var ran []string
+	var ran []string
+	if exit := tpl[wt.Spec.OnExit]; exit != nil {
 		for _, group := range exit.Steps {
 			for _, st := range group.Steps {
 				ran = append(ran, st.Template)
 			}
 		}
-		if !slices.Contains(ran, "set-arms") || !slices.Contains(ran, "retention") {
-			t.Errorf("WorkflowTemplate train-model: the exit handler runs %q, want the rollback (set-arms) and retention", ran)
-		}
+	}
+	if !slices.Contains(ran, "set-arms") || !slices.Contains(ran, "retention") {
+		t.Errorf("train-model: the exit handler runs %q, want the rollback (set-arms) and retention", ran)
 	}
 	images := map[string]string{}
-	for _, w := range workloads(t, objs) {
-		if name, ok := strings.CutPrefix(w.owner, "WorkflowTemplate train-model template "); ok {
-			images[name] = binaryOf(w.containers[0].Image)
+	for _, w := range workloads(t, objs) { // templateDefaults merged
+		if task, ok := strings.CutPrefix(w.owner, "WorkflowTemplate train-model template "); ok {
+			images[task] = binaryOf(w.containers[0].Image)
 		}
 	}
 	for task, bin := range map[string]string{"data-prep": "ingest", "train": "trainer"} {
 		if images[task] != bin {
-			t.Errorf("WorkflowTemplate train-model: template %s runs %q, want the %s image", task, images[task], bin)
+			t.Errorf("train-model: template %s runs %q, want the %s image", task, images[task], bin)
 		}
 	}
 	refs := map[string]*wfv1.WorkflowTemplateRef{}

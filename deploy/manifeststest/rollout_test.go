@@ -184,10 +184,7 @@ func TestRolloutOwnsEveryRankingRoute(t *testing.T) {
 // failure condition, and selects canary pods by a label the ServiceMonitor
 // really copies onto the series.
 func TestAnalysesReadRealSeries(t *testing.T) {
-	registered, err := registeredMetrics(repoRoot(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	registered := registeredMetrics(t)
 	objs := build(t, prod)
 	var metrics []rolloutsv1.Metric
 	for _, at := range all[*rolloutsv1.AnalysisTemplate](objs) {
@@ -251,7 +248,7 @@ func TestFirstModel(t *testing.T) {
 		if !slices.Contains(args, "--if-empty") {
 			t.Errorf("%s: Job %s args %q lack --if-empty: every apply would train again", b, firstModel, args)
 		}
-		version := lastFlag(args, "version")
+		version := lastFlag(spec.Containers[0], "version")
 		exp := experimentOf(t, b, objs)
 		if version == "" || exp.Arms[0].ModelVersion != version {
 			t.Errorf("%s: Job %s publishes version %q, but the experiment's control arm pins %q", b, firstModel, version, exp.Arms[0].ModelVersion)
@@ -357,7 +354,7 @@ func TestExperimentIsTheOneSplit(t *testing.T) {
 				if binaryOf(c.Image) != "ranking" {
 					continue
 				}
-				arm := lastFlag(c.Args, "shadow-arm")
+				arm := lastFlag(c, "shadow-arm")
 				if arm == "" {
 					arm = fs.Lookup("shadow-arm").DefValue
 				}
