@@ -319,7 +319,8 @@ func (x *GetItemFeaturesResponse) GetGeneration() string {
 
 type UpsertItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At least one, at most 10000 per call.
+	// At least one, at most 1000 per call, as reads (ingest writes
+	// larger batches to the store itself).
 	Items         []*ItemAttributes `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -592,7 +593,7 @@ const file_recsys_itemfeatures_v1_itemfeatures_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\tR\n" +
 	"generation\"_\n" +
 	"\x12UpsertItemsRequest\x12I\n" +
-	"\x05items\x18\x01 \x03(\v2&.recsys.itemfeatures.v1.ItemAttributesB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05items\"<\n" +
+	"\x05items\x18\x01 \x03(\v2&.recsys.itemfeatures.v1.ItemAttributesB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x05items\"<\n" +
 	"\x13UpsertItemsResponse\x12%\n" +
 	"\x0eupserted_count\x18\x01 \x01(\x05R\rupsertedCount\"a\n" +
 	"\x18ListTrendingItemsRequest\x12 \n" +

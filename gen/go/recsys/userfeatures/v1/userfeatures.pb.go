@@ -316,7 +316,8 @@ func (x *GetUserFeaturesResponse) GetUsers() []*v1.FeatureSet {
 
 type UpsertUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At least one, at most 10000 per call.
+	// At least one, at most 1000 per call, as reads (ingest writes
+	// larger batches to the store itself).
 	Users         []*UserProfile `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -436,7 +437,7 @@ const file_recsys_userfeatures_v1_userfeatures_proto_rawDesc = "" +
 	"\x17GetUserFeaturesResponse\x123\n" +
 	"\x05users\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05users\"\\\n" +
 	"\x12UpsertUsersRequest\x12F\n" +
-	"\x05users\x18\x01 \x03(\v2#.recsys.userfeatures.v1.UserProfileB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05users\"<\n" +
+	"\x05users\x18\x01 \x03(\v2#.recsys.userfeatures.v1.UserProfileB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x05users\"<\n" +
 	"\x13UpsertUsersResponse\x12%\n" +
 	"\x0eupserted_count\x18\x01 \x01(\x05R\rupsertedCount2\xc6\x03\n" +
 	"\x12UserFeatureService\x12\x95\x01\n" +
