@@ -220,8 +220,30 @@ $(ISTIOANALYZE): deploy/istioanalyze/go.mod deploy/istioanalyze/go.sum deploy/is
 validate-istio: $(KUSTOMIZE) $(ISTIOANALYZE) ## Istio's analyzers over each mesh overlay with istio/ and stand-in pods (first build: minutes)
 	deploy/validate-istio.sh $(KUSTOMIZE) $(ISTIOANALYZE)
 
+# The API conformance run (docs/architecture.md, "Validation declared in
+# the contract"): schemathesis, pinned with hashes in
+# tools/requirements-conformance.txt, in a venv under .cache/; the test
+# services/local TestConformance runs it against every service's
+# /openapi.json on the whole platform (in make test too) and keeps its
+# reports in .cache/conformance/.
+CONFORMANCE_VENV := .cache/venv-conformance
+
+$(CONFORMANCE_VENV)/.installed: tools/requirements-conformance.txt
+	rm -rf $(CONFORMANCE_VENV)
+	$(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $<
+	@touch $@
+
+.PHONY: conformance-venv
+conformance-venv: $(CONFORMANCE_VENV)/.installed ## install schemathesis (pinned) into .cache/venv-conformance; make test does
+
+.PHONY: conformance
+conformance: ort conformance-venv ## schemathesis, every check, against every service's /openapi.json on a live platform; reports in .cache/conformance/
+	go test -count=1 -v -run '^TestConformance$$' ./services/local/
+
 .PHONY: test
-test: ort ui check-generate lint check-modules vulncheck validate ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+test: ort ui check-generate lint check-modules vulncheck validate conformance-venv ## the whole test suite (real Redis/Kafka from the environment, else embedded)
+	GOWORK=off go test -C tools -count=1 ./protoc-gen-openapiv2-protovalidate/
 	go test -count=1 $(GO_TEST_FLAGS) $(PKGS)
 
 .PHONY: test-short
@@ -235,6 +257,27 @@ bench: ort ## every benchmark, then the budget table (also in .cache/bench/)
 	go test -run '^$$' -bench . -benchtime 300x -timeout 30m ./libs/featurestore/... ./libs/retrieval/... ./services/ranking/... | tee -a .cache/bench/raw.txt
 	go test -run '^$$' -bench ClickToVisible -benchtime 200x ./services/featurecompute/... | tee -a .cache/bench/raw.txt
 	go run ./libs/benchreport/cmd/benchreport -o .cache/bench/table-$$(date -u +%Y%m%dT%H%M%SZ).txt < .cache/bench/raw.txt
+
+# The load test of the live stack (README "Load test"): the launcher with
+# the demo world and its simulated traffic, rate limits off, loaded by
+# deploy/loadtest (ghz's runner over gRPC, vegeta's attacker over REST and
+# gRPC-Web; its own module, outside the workspace). REDIS and KAFKA name a
+# real Redis and Kafka (make deps-up starts both); without them the
+# embedded ones serve and the budgets are relaxed 1.5x. A missed budget
+# fails the target.
+LOADTEST := .cache/bin/loadtest
+$(LOADTEST): deploy/loadtest/go.mod deploy/loadtest/go.sum deploy/loadtest/main.go
+	@mkdir -p $(@D)
+	GOWORK=off go build -C deploy/loadtest -o $(CURDIR)/$@ .
+
+REDIS ?=
+KAFKA ?=
+.PHONY: loadtest
+loadtest: ort ui $(LOADTEST) ## load Recommend over gRPC, REST and gRPC-Web on the live stack, beside bare health checks (REDIS=127.0.0.1:6379 KAFKA=127.0.0.1:9092 after make deps-up; else embedded); results in .cache/bench/
+	go build -o .cache/bin/recsys ./services/local/cmd/recsys
+	$(LOADTEST) -label $(if $(REDIS),redis,embedded) -slack $(if $(REDIS),1,1.5) $(LOADTEST_ARGS) -- \
+	  .cache/bin/recsys $(if $(REDIS),-redis=$(REDIS)) $(if $(KAFKA),-kafka=$(KAFKA)) \
+	  -ranking.model-root=.cache/loadtest/models -ranking.rate-limit=0 -web.rate-limit=0 $(ARGS)
 
 .PHONY: run
 run: ort ui ## the whole platform in one process; web UI and edge on http://localhost:8080
