@@ -278,8 +278,11 @@ func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer closeAll()
 	w := trainer.NewWorld(cfg.WorldSeed, worldUsers, worldItems)
+	// The users' past, as the first model was trained on it: with it
+	// retrieval starts from each user's history, not from trending alone.
+	history := w.Consumption(worldInteractions, time.Now().Add(-trainer.Cycle), trainer.Cycle, cfg.WorldSeed)
 	for { // the services come up in parallel: retry until the seed lands
-		if err = simulator.SeedWorld(ctx, cl, w); err == nil || ctx.Err() != nil {
+		if err = simulator.SeedWorld(ctx, cl, w, history); err == nil || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)

@@ -95,9 +95,13 @@ func Dial(c Config) (Clients, func(), error) {
 		userfeaturesv1.NewUserFeatureServiceClient(u), itemfeaturesv1.NewItemFeatureServiceClient(i)}, closeAll, nil
 }
 
-// SeedWorld loads the world's users and items, and gives every item one
-// exploratory impression so retrieval (trending) sees the whole catalogue.
-func SeedWorld(ctx context.Context, cl Clients, w *trainer.World) error {
+// SeedWorld loads the world's users and items, gives every item one
+// exploratory impression so retrieval (trending) sees the whole catalogue,
+// and records history (an impression and a click for each, at its time;
+// nil: none) so users arrive with the past a model was trained on.
+// Event ids are derived from the history, so seeding again counts nothing
+// twice.
+func SeedWorld(ctx context.Context, cl Clients, w *trainer.World, history []trainer.Interaction) error {
 	users, items := w.Profiles()
 	for i := 0; i < len(users); i += 1000 {
 		if _, err := cl.Users.UpsertUsers(ctx, &userfeaturesv1.UpsertUsersRequest{Users: users[i:min(i+1000, len(users))]}); err != nil {
@@ -109,19 +113,20 @@ func SeedWorld(ctx context.Context, cl Clients, w *trainer.World) error {
 			return fmt.Errorf("seed items: %w", err)
 		}
 	}
-	var evs []*feedbackv1.Event
+	evs := make([]*feedbackv1.Event, 0, len(items)+2*len(history))
 	for _, it := range items {
 		evs = append(evs, &feedbackv1.Event{EventId: "seed-" + it.GetItemId(), Type: feedbackv1.EventType_EVENT_TYPE_IMPRESSION, UserId: "seed", ItemId: it.GetItemId()})
-		if len(evs) == 1000 {
-			if _, err := cl.Feedback.RecordEvents(ctx, &feedbackv1.RecordEventsRequest{Events: evs}); err != nil {
-				return fmt.Errorf("seed impressions: %w", err)
-			}
-			evs = nil
+	}
+	for _, in := range history {
+		id, at := in.UserID+"-"+in.ItemID, timestamppb.New(in.Time)
+		evs = append(evs, &feedbackv1.Event{EventId: "seen-" + id, Type: feedbackv1.EventType_EVENT_TYPE_IMPRESSION, UserId: in.UserID, ItemId: in.ItemID, EventTime: at})
+		if in.Clicked {
+			evs = append(evs, &feedbackv1.Event{EventId: "chose-" + id, Type: feedbackv1.EventType_EVENT_TYPE_CLICK, UserId: in.UserID, ItemId: in.ItemID, EventTime: at})
 		}
 	}
-	if len(evs) > 0 {
-		if _, err := cl.Feedback.RecordEvents(ctx, &feedbackv1.RecordEventsRequest{Events: evs}); err != nil {
-			return fmt.Errorf("seed impressions: %w", err)
+	for i := 0; i < len(evs); i += 1000 {
+		if _, err := cl.Feedback.RecordEvents(ctx, &feedbackv1.RecordEventsRequest{Events: evs[i:min(i+1000, len(evs))]}); err != nil {
+			return fmt.Errorf("seed events: %w", err)
 		}
 	}
 	return nil
