@@ -19,11 +19,16 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 	cols := m.columns()
 	width := len(cols)
 	dst = slices.Grow(dst[:0], len(itemIDs)*width)[:len(itemIDs)*width]
-	// Columns that depend on the user alone are the same in every row.
+	// Columns that depend on the user alone are the same in every row;
+	// retrieval columns read their signal's slice, looked up once.
 	userCols := make([]float32, width)
+	sigCols := make([][]float32, width)
 	for c, col := range cols {
-		if col.userOnly() {
+		switch {
+		case col.userOnly():
 			userCols[c] = m.value(col, userID, user, "", nil)
+		case col.kind == colRetrieval:
+			sigCols[c] = signals[col.name]
 		}
 	}
 	var recent []string
@@ -52,7 +57,7 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 				}
 			case colRetrieval:
 				row[c] = col.Default
-				if v := signals[col.name]; r < len(v) {
+				if v := sigCols[c]; r < len(v) {
 					row[c] = m.transform(col.Feature, float64(v[r]), "", false)
 				}
 			case colAffinity:

@@ -564,16 +564,25 @@ func topK(from []int32, scores []float32, k int, allowed func(int32) bool) []int
 		if !allowed(i) {
 			continue
 		}
-		if h.Len() < k {
-			heap.Push(h, i)
+		// Appended and fixed in place, not heap.Push/Pop: those box each
+		// item in an interface, an allocation per candidate.
+		if len(h.items) < k {
+			h.items = append(h.items, i)
+			heap.Fix(h, len(h.items)-1)
 		} else if h.better(i) {
 			h.items[0] = i
 			heap.Fix(h, 0)
 		}
 	}
-	out := make([]int32, h.Len())
+	out := make([]int32, len(h.items))
 	for p := len(out) - 1; p >= 0; p-- {
-		out[p] = heap.Pop(h).(int32)
+		out[p] = h.items[0]
+		last := len(h.items) - 1
+		h.items[0] = h.items[last]
+		h.items = h.items[:last]
+		if last > 0 {
+			heap.Fix(h, 0)
+		}
 	}
 	return out
 }

@@ -78,7 +78,7 @@ type testClock struct {
 	t  time.Time
 }
 
-func (c *testClock) now() time.Time           { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *testClock) advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 func newTestCache(src *itemSource, ttl time.Duration, size int) (*itemCache, *testClock) {

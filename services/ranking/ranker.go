@@ -205,7 +205,7 @@ func (r *Ranker) Rank(ctx context.Context, req *rankingv1.RankRequest) (*ranking
 	if err != nil {
 		return nil, err
 	}
-	res := r.rank(ctx, v, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, nil, false, a)
+	res := r.rank(ctx, v, req.GetUserId(), dedupe(req.GetCandidateIds()), nil, nil, false, int(req.GetLimit()), a)
 	if l := int(req.GetLimit()); l > 0 && l < len(res.items) {
 		res.items = res.items[:l]
 	}
@@ -244,12 +244,13 @@ type ranked struct {
 }
 
 // rank fetches features (the user's unless given), scores with v (nil:
-// trending order) and sorts. signals are the retrieval stage's, per id.
+// trending order) and sorts; the answer holds the first keep items (0:
+// all). signals are the retrieval stage's, per id.
 // The items' display attributes (title, categories) come with the model's
 // item features when it reads any, or when describe asks for them (a
 // category cap needs them before the cut); else describe fetches them
 // for the returned items only.
-func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, ids []string, user *featurev1.FeatureSet, signals map[string][]float32, describe bool, a assignment) *ranked {
+func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, ids []string, user *featurev1.FeatureSet, signals map[string][]float32, describe bool, keep int, a assignment) *ranked {
 	r.m.candidates.Observe(float64(len(ids)))
 	out := &ranked{requestID: newRequestID(), userID: userID}
 	if v == nil {
@@ -316,22 +317,32 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 	out.version, out.meta = v.Version, v.Meta
 	width := len(v.Meta.Features)
 	logged = !a.shadow && r.served != nil
-	out.items = make([]*rankingv1.ScoredItem, len(ids))
-	if logged {
-		out.rows = make(map[string][]float32, len(ids))
+	// Order by score, then make answer items of the first keep only: a
+	// Recommend returns 10 of its ~350 candidates.
+	order := make([]int32, len(ids))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	for i, id := range ids {
-		it := &rankingv1.ScoredItem{ItemId: id, Score: scores[i]}
-		if i < len(items) {
+	slices.SortStableFunc(order, func(i, j int32) int { return cmp.Compare(scores[j], scores[i]) })
+	if keep <= 0 || keep > len(order) {
+		keep = len(order)
+	}
+	out.items = make([]*rankingv1.ScoredItem, keep)
+	if logged {
+		out.rows = make(map[string][]float32, keep)
+	}
+	for pos, i := range order[:keep] {
+		id := ids[i]
+		it := &rankingv1.ScoredItem{ItemId: id, Score: scores[i], Position: int32(pos)}
+		if int(i) < len(items) {
 			it.Title = items[i].GetFeatures()["title"].GetText()
 			it.Categories = items[i].GetFeatures()["categories"].GetList().GetValues()
 		}
-		out.items[i] = it
+		out.items[pos] = it
 		if logged {
-			out.rows[id] = (*rowsBuf)[i*width : (i+1)*width]
+			out.rows[id] = (*rowsBuf)[int(i)*width : (int(i)+1)*width]
 		}
 	}
-	sortScored(out.items)
 	return out
 }
 
@@ -416,7 +427,11 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 	c := r.retrieve(ctx, v, req.GetUserId(), req.GetExcludeItemIds())
 	resp := &rankingv1.RecommendResponse{ExperimentId: a.exp.ID, Arm: a.arm.Name, FeaturesDegraded: c.degraded, RetrievalFallback: c.fallback}
 	if len(c.ids) > 0 {
-		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, perCat > 0, a)
+		keep := limit // a category cap may need all of them
+		if perCat > 0 {
+			keep = 0
+		}
+		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, perCat > 0, keep, a)
 		res.items = diversify(res.items, limit, perCat)
 		r.describe(ctx, res)
 		for _, it := range res.items {
@@ -468,7 +483,11 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 	}
 	if v != nil && v.Retrieval != nil {
 		// Retrieve never proposes what the user consumed or clicked.
-		res := v.Retrieval.Retrieve(u, func(id string) bool { return skip[id] }, r.opts.Quotas)
+		var excluded func(string) bool // nil: nothing to look up per item
+		if len(skip) > 0 {
+			excluded = func(id string) bool { return skip[id] }
+		}
+		res := v.Retrieval.Retrieve(u, excluded, r.opts.Quotas)
 		c.ids, c.signals = res.IDs, res.Signals
 		c.source = make(map[string]retrieval.Source, len(res.IDs))
 		for k, id := range res.IDs {
