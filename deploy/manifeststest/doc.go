@@ -1,9 +1,12 @@
-// Package manifeststest holds the tests of the deployment files: the
-// Kubernetes and Istio manifests in deploy/ and istio/ (every kustomization
-// builds, every object decodes strictly into its upstream Go type, and the
-// objects agree with each other and with the binaries: selectors, ports,
-// subsets, weights, principals, flags), and docker-compose.yml with its
-// Dockerfiles, Prometheus and Grafana configuration (compose-go loads it;
-// flags, environment, ports and dashboard metrics match the services). It
-// has no code of its own; see the _test.go files.
+// Package manifeststest holds the checks of the deployment files that only
+// this project can make: the service table (libs/servicemap) against the
+// binaries, the web edge, the Kubernetes and Istio manifests in deploy/ and
+// istio/, docker-compose.yml and the README; every container's flags and
+// environment against its binary; the metrics dashboards and analyses read
+// against those the services register; selectors and references across
+// objects; and the rollout and mesh rules of docs/architecture.md. Schema
+// work is the stock tools' (make validate, make validate-istio), except the
+// strict decoding of custom resources into their upstream Go types, which
+// no stock tool does offline. It has no code of its own; see the _test.go
+// files.
 package manifeststest
