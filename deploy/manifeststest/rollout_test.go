@@ -3,15 +3,14 @@ package manifeststest
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	rolloutsv1 "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argotemplate "github.com/argoproj/argo-workflows/v3/util/template"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -370,78 +369,20 @@ func TestExperimentIsTheOneSplit(t *testing.T) {
 // template tags are filled in as Argo would for one run, with the
 // experiment live before it ("current").
 
-// argoTag is one {{...}} tag; an expression tag starts with "=".
-var argoTag = regexp.MustCompile(`\{\{(=?)([^{}]*)\}\}`)
-
-// argoRender fills in a WorkflowTemplate string: simple tags from vars,
-// and the few expression forms the template uses (jsonpath over the
-// experiment read before the step, 100 - asInt(...)). Anything else is an
-// error, so the test cannot pass over a tag it does not understand.
+// argoRender fills in a WorkflowTemplate string with Argo's own template
+// engine (simple tags and expressions, with the functions Argo gives
+// them), as Argo would for one run with vars, the experiment read before
+// the step being current. An unresolved tag is an error.
 func argoRender(s string, vars map[string]string, current string) (string, error) {
-	var errs []string
-	jsonpath := regexp.MustCompile(`^jsonpath\(steps\.(?:read|reread)\.outputs\.parameters\.experiment, '\$\.(.+)'\)$`)
-	complement := regexp.MustCompile(`^100 - asInt\(([a-z.-]+)\)$`)
-	out := argoTag.ReplaceAllStringFunc(s, func(tag string) string {
-		m := argoTag.FindStringSubmatch(tag)
-		expr := strings.TrimSpace(m[2])
-		if m[1] == "" {
-			if v, ok := vars[expr]; ok {
-				return v
-			}
-			errs = append(errs, "unknown tag "+tag)
-			return tag
-		}
-		if p := jsonpath.FindStringSubmatch(expr); p != nil {
-			v, err := jsonPathGet(current, p[1])
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-			return v
-		}
-		if p := complement.FindStringSubmatch(expr); p != nil {
-			n, err := strconv.Atoi(vars[p[1]])
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %s is %q", tag, p[1], vars[p[1]]))
-			}
-			return strconv.Itoa(100 - n)
-		}
-		errs = append(errs, "unknown expression "+tag)
-		return tag
-	})
-	if len(errs) > 0 {
-		return out, fmt.Errorf("%s", strings.Join(errs, "; "))
+	env := map[string]any{"steps.read.outputs.parameters.experiment": current, "steps.reread.outputs.parameters.experiment": current}
+	for k, v := range vars {
+		env[k] = v
 	}
-	return out, nil
-}
-
-// jsonPathGet reads a path like arms[0].model_version from a JSON
-// document.
-func jsonPathGet(doc, path string) (string, error) {
-	var cur any
-	if err := json.Unmarshal([]byte(doc), &cur); err != nil {
+	tpl, err := argotemplate.NewTemplate(s)
+	if err != nil {
 		return "", err
 	}
-	for _, part := range strings.Split(path, ".") {
-		name, index, indexed := strings.Cut(strings.TrimSuffix(part, "]"), "[")
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return "", fmt.Errorf("jsonpath %s: %s is not an object", path, name)
-		}
-		cur = obj[name]
-		if indexed {
-			i, _ := strconv.Atoi(index)
-			list, ok := cur.([]any)
-			if !ok || i >= len(list) {
-				return "", fmt.Errorf("jsonpath %s: no element %d", path, i)
-			}
-			cur = list[i]
-		}
-	}
-	s, ok := cur.(string)
-	if !ok {
-		return "", fmt.Errorf("jsonpath %s: %v is not a string", path, cur)
-	}
-	return s, nil
+	return tpl.Replace(env, false)
 }
 
 // trainModel returns the train-model WorkflowTemplate of a build, its
