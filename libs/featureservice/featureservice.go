@@ -25,21 +25,21 @@ import (
 // Config is a feature service's whole configuration.
 type Config struct {
 	Serving   serving.Config
-	Redis     string
+	Redis     featurestore.Config
 	Namespace string
 }
 
 // RegisterFlags adds the flags of a feature service to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, grpcPort, httpPort int) {
 	c.Serving.RegisterFlags(fs, grpcPort, httpPort)
-	fs.StringVar(&c.Redis, "redis", "localhost:6379", featurestore.DialHelp)
+	c.Redis.RegisterFlags(fs)
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key (lets several deployments share a Redis)")
 }
 
 // Run serves a feature service: register adds its handlers, given the store
 // and the metrics. The store follows the active feature generation.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, register func(*serving.Server, *featurestore.Store, *Metrics) error) error {
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace)
+	store, closeRedis, err := cfg.Redis.Open(cfg.Namespace)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,9 @@ func (s *ItemServer) GetItemFeatures(ctx context.Context, req *itemfeaturesv1.Ge
 	sets, err := features(ctx, s.Metrics, "item", s.Store.Items, req.GetItemIds(), req.GetFeatureNames())
 	if err != nil {
 		return nil, err
+	}
+	if req.GetColumnar() {
+		return &itemfeaturesv1.GetItemFeaturesResponse{Columns: Columns(sets), Generation: gen}, nil
 	}
 	return &itemfeaturesv1.GetItemFeaturesResponse{Items: sets, Generation: gen}, nil
 }

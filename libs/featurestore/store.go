@@ -87,6 +87,10 @@ type keyspace string
 
 func (s *Store) keys() keyspace { return keyspace(s.base + *s.gen.Load()) }
 
+// ItemKey is the Redis key of an item's hash in the generation in use: for
+// benchmarks that compare a read with raw Redis commands on the same keys.
+func (s *Store) ItemKey(id string) string { return s.keys().itemKey(id) }
+
 // oneNode says every key is on one server (not Redis Cluster), so one
 // script may touch keys of any slot: an event is then one script call.
 func (s *Store) oneNode() bool {

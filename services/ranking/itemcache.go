@@ -13,6 +13,7 @@ import (
 
 	featurev1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	"github.com/recsys/recsys/libs/featureservice"
 	"github.com/recsys/recsys/libs/featurestore"
 )
 
@@ -211,12 +212,20 @@ func (c *itemCache) read(ctx context.Context, ids, names []string) ([]*featurev1
 		lo := k * featurestore.MaxEntitiesPerRead
 		chunk := ids[lo:min(lo+featurestore.MaxEntitiesPerRead, len(ids))]
 		wg.Go(func() {
-			resp, err := c.items.GetItemFeatures(ctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: names})
-			if err == nil && len(resp.GetItems()) != len(chunk) {
-				err = fmt.Errorf("item features: %d answers for %d ids", len(resp.GetItems()), len(chunk))
+			// Columns: each feature named once, numbers packed (see
+			// BenchmarkItemTransport for what they save).
+			resp, err := c.items.GetItemFeatures(ctx, &itemfeaturesv1.GetItemFeaturesRequest{ItemIds: chunk, FeatureNames: names, Columnar: true})
+			var got []*featurev1.FeatureSet
+			if err == nil {
+				if got = resp.GetItems(); resp.GetColumns() != nil {
+					got = featureservice.Sets(resp.GetColumns())
+				}
+				if len(got) != len(chunk) {
+					err = fmt.Errorf("item features: %d answers for %d ids", len(got), len(chunk))
+				}
 			}
 			if errs[k] = err; err == nil {
-				copy(sets[lo:], resp.GetItems())
+				copy(sets[lo:], got)
 				gens[k] = resp.GetGeneration()
 			}
 		})

@@ -320,6 +320,254 @@ func (x *FeatureSet) GetFeatures() map[string]*Feature {
 	return nil
 }
 
+// FeatureColumns is a batch of entities' features column by column: each
+// feature named once and its numbers packed, for reads of many entities
+// at once (a ranking's candidates), where one FeatureSet per entity
+// repeats every name and wraps every value in its own message. Values
+// carry no age; a FeatureSet does.
+type FeatureColumns struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entities, in the order of the request.
+	EntityIds []string `protobuf:"bytes,1,rep,name=entity_ids,json=entityIds,proto3" json:"entity_ids,omitempty"`
+	// Per entity: nothing is stored for it (its values are the defaults).
+	Missing []bool `protobuf:"varint,2,rep,packed,name=missing,proto3" json:"missing,omitempty"`
+	// The numeric features: counts, rates, scores, the year.
+	Numbers []*NumberColumn `protobuf:"bytes,3,rep,name=numbers,proto3" json:"numbers,omitempty"`
+	// The text features: a title.
+	Texts []*TextColumn `protobuf:"bytes,4,rep,name=texts,proto3" json:"texts,omitempty"`
+	// The list features: categories.
+	Lists         []*ListColumn `protobuf:"bytes,5,rep,name=lists,proto3" json:"lists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeatureColumns) Reset() {
+	*x = FeatureColumns{}
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeatureColumns) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeatureColumns) ProtoMessage() {}
+
+func (x *FeatureColumns) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeatureColumns.ProtoReflect.Descriptor instead.
+func (*FeatureColumns) Descriptor() ([]byte, []int) {
+	return file_recsys_feature_v1_feature_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FeatureColumns) GetEntityIds() []string {
+	if x != nil {
+		return x.EntityIds
+	}
+	return nil
+}
+
+func (x *FeatureColumns) GetMissing() []bool {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *FeatureColumns) GetNumbers() []*NumberColumn {
+	if x != nil {
+		return x.Numbers
+	}
+	return nil
+}
+
+func (x *FeatureColumns) GetTexts() []*TextColumn {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+func (x *FeatureColumns) GetLists() []*ListColumn {
+	if x != nil {
+		return x.Lists
+	}
+	return nil
+}
+
+// NumberColumn is one numeric feature of every entity of a FeatureColumns.
+type NumberColumn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// One per entity, in FeatureColumns.entity_ids order.
+	Values        []float64 `protobuf:"fixed64,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NumberColumn) Reset() {
+	*x = NumberColumn{}
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NumberColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NumberColumn) ProtoMessage() {}
+
+func (x *NumberColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NumberColumn.ProtoReflect.Descriptor instead.
+func (*NumberColumn) Descriptor() ([]byte, []int) {
+	return file_recsys_feature_v1_feature_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *NumberColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NumberColumn) GetValues() []float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// TextColumn is one text feature of every entity of a FeatureColumns.
+type TextColumn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// One per entity, in FeatureColumns.entity_ids order.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TextColumn) Reset() {
+	*x = TextColumn{}
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TextColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TextColumn) ProtoMessage() {}
+
+func (x *TextColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TextColumn.ProtoReflect.Descriptor instead.
+func (*TextColumn) Descriptor() ([]byte, []int) {
+	return file_recsys_feature_v1_feature_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TextColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TextColumn) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// ListColumn is one list feature of every entity of a FeatureColumns.
+type ListColumn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// One per entity, in FeatureColumns.entity_ids order.
+	Values        []*StringList `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListColumn) Reset() {
+	*x = ListColumn{}
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListColumn) ProtoMessage() {}
+
+func (x *ListColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_feature_v1_feature_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListColumn.ProtoReflect.Descriptor instead.
+func (*ListColumn) Descriptor() ([]byte, []int) {
+	return file_recsys_feature_v1_feature_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListColumn) GetValues() []*StringList {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_recsys_feature_v1_feature_proto protoreflect.FileDescriptor
 
 const file_recsys_feature_v1_feature_proto_rawDesc = "" +
@@ -348,7 +596,25 @@ const file_recsys_feature_v1_feature_proto_rawDesc = "" +
 	"\bfeatures\x18\x03 \x03(\v2+.recsys.feature.v1.FeatureSet.FeaturesEntryR\bfeatures\x1aW\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.recsys.feature.v1.FeatureR\x05value:\x028\x01B=Z;github.com/recsys/recsys/gen/go/recsys/feature/v1;featurev1b\x06proto3"
+	"\x05value\x18\x02 \x01(\v2\x1a.recsys.feature.v1.FeatureR\x05value:\x028\x01\"\xee\x01\n" +
+	"\x0eFeatureColumns\x12\x1d\n" +
+	"\n" +
+	"entity_ids\x18\x01 \x03(\tR\tentityIds\x12\x18\n" +
+	"\amissing\x18\x02 \x03(\bR\amissing\x129\n" +
+	"\anumbers\x18\x03 \x03(\v2\x1f.recsys.feature.v1.NumberColumnR\anumbers\x123\n" +
+	"\x05texts\x18\x04 \x03(\v2\x1d.recsys.feature.v1.TextColumnR\x05texts\x123\n" +
+	"\x05lists\x18\x05 \x03(\v2\x1d.recsys.feature.v1.ListColumnR\x05lists\":\n" +
+	"\fNumberColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\x01R\x06values\"8\n" +
+	"\n" +
+	"TextColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"W\n" +
+	"\n" +
+	"ListColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
+	"\x06values\x18\x02 \x03(\v2\x1d.recsys.feature.v1.StringListR\x06valuesB=Z;github.com/recsys/recsys/gen/go/recsys/feature/v1;featurev1b\x06proto3"
 
 var (
 	file_recsys_feature_v1_feature_proto_rawDescOnce sync.Once
@@ -362,28 +628,36 @@ func file_recsys_feature_v1_feature_proto_rawDescGZIP() []byte {
 	return file_recsys_feature_v1_feature_proto_rawDescData
 }
 
-var file_recsys_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_recsys_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_recsys_feature_v1_feature_proto_goTypes = []any{
 	(*Feature)(nil),             // 0: recsys.feature.v1.Feature
 	(*StringList)(nil),          // 1: recsys.feature.v1.StringList
 	(*WeightMap)(nil),           // 2: recsys.feature.v1.WeightMap
 	(*FeatureSet)(nil),          // 3: recsys.feature.v1.FeatureSet
-	nil,                         // 4: recsys.feature.v1.WeightMap.WeightsEntry
-	nil,                         // 5: recsys.feature.v1.FeatureSet.FeaturesEntry
-	(*durationpb.Duration)(nil), // 6: google.protobuf.Duration
+	(*FeatureColumns)(nil),      // 4: recsys.feature.v1.FeatureColumns
+	(*NumberColumn)(nil),        // 5: recsys.feature.v1.NumberColumn
+	(*TextColumn)(nil),          // 6: recsys.feature.v1.TextColumn
+	(*ListColumn)(nil),          // 7: recsys.feature.v1.ListColumn
+	nil,                         // 8: recsys.feature.v1.WeightMap.WeightsEntry
+	nil,                         // 9: recsys.feature.v1.FeatureSet.FeaturesEntry
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
 }
 var file_recsys_feature_v1_feature_proto_depIdxs = []int32{
-	1, // 0: recsys.feature.v1.Feature.list:type_name -> recsys.feature.v1.StringList
-	2, // 1: recsys.feature.v1.Feature.weights:type_name -> recsys.feature.v1.WeightMap
-	6, // 2: recsys.feature.v1.Feature.age:type_name -> google.protobuf.Duration
-	4, // 3: recsys.feature.v1.WeightMap.weights:type_name -> recsys.feature.v1.WeightMap.WeightsEntry
-	5, // 4: recsys.feature.v1.FeatureSet.features:type_name -> recsys.feature.v1.FeatureSet.FeaturesEntry
-	0, // 5: recsys.feature.v1.FeatureSet.FeaturesEntry.value:type_name -> recsys.feature.v1.Feature
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: recsys.feature.v1.Feature.list:type_name -> recsys.feature.v1.StringList
+	2,  // 1: recsys.feature.v1.Feature.weights:type_name -> recsys.feature.v1.WeightMap
+	10, // 2: recsys.feature.v1.Feature.age:type_name -> google.protobuf.Duration
+	8,  // 3: recsys.feature.v1.WeightMap.weights:type_name -> recsys.feature.v1.WeightMap.WeightsEntry
+	9,  // 4: recsys.feature.v1.FeatureSet.features:type_name -> recsys.feature.v1.FeatureSet.FeaturesEntry
+	5,  // 5: recsys.feature.v1.FeatureColumns.numbers:type_name -> recsys.feature.v1.NumberColumn
+	6,  // 6: recsys.feature.v1.FeatureColumns.texts:type_name -> recsys.feature.v1.TextColumn
+	7,  // 7: recsys.feature.v1.FeatureColumns.lists:type_name -> recsys.feature.v1.ListColumn
+	1,  // 8: recsys.feature.v1.ListColumn.values:type_name -> recsys.feature.v1.StringList
+	0,  // 9: recsys.feature.v1.FeatureSet.FeaturesEntry.value:type_name -> recsys.feature.v1.Feature
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_recsys_feature_v1_feature_proto_init() }
@@ -403,7 +677,7 @@ func file_recsys_feature_v1_feature_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_feature_v1_feature_proto_rawDesc), len(file_recsys_feature_v1_feature_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

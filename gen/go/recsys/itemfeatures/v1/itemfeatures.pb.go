@@ -212,7 +212,10 @@ type GetItemFeaturesRequest struct {
 	// At least one, at most 1000 per call.
 	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
 	// Features to return; empty means all.
-	FeatureNames  []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	FeatureNames []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	// Answer in columns (GetItemFeaturesResponse.columns) instead of one
+	// FeatureSet per item: smaller and cheaper to decode for many items.
+	Columnar      bool `protobuf:"varint,3,opt,name=columnar,proto3" json:"columnar,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +264,13 @@ func (x *GetItemFeaturesRequest) GetFeatureNames() []string {
 	return nil
 }
 
+func (x *GetItemFeaturesRequest) GetColumnar() bool {
+	if x != nil {
+		return x.Columnar
+	}
+	return false
+}
+
 type GetItemFeaturesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// In the order of the request's item_ids.
@@ -268,7 +278,10 @@ type GetItemFeaturesResponse struct {
 	// The feature generation the real-time features were read from: it
 	// changes when a rebuild switches over, and a cache of item features
 	// (ranking's) is then out of date.
-	Generation    string `protobuf:"bytes,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation string `protobuf:"bytes,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The features in columns, when the request asked for them (items is
+	// then empty).
+	Columns       *v1.FeatureColumns `protobuf:"bytes,3,opt,name=columns,proto3" json:"columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +328,13 @@ func (x *GetItemFeaturesResponse) GetGeneration() string {
 		return x.Generation
 	}
 	return ""
+}
+
+func (x *GetItemFeaturesResponse) GetColumns() *v1.FeatureColumns {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
 }
 
 type UpsertItemsRequest struct {
@@ -582,16 +602,18 @@ const file_recsys_itemfeatures_v1_itemfeatures_proto_rawDesc = "" +
 	"\rfeature_names\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\x10d\"\x81\x01r\x7fR\x05titleR\n" +
 	"categoriesR\x04yearR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x0etrending_scoreR\ffeatureNames\"K\n" +
 	"\x16GetItemFeatureResponse\x121\n" +
-	"\x04item\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04item\"\xff\x01\n" +
+	"\x04item\x18\x01 \x01(\v2\x1d.recsys.feature.v1.FeatureSetR\x04item\"\x9b\x02\n" +
 	"\x16GetItemFeaturesRequest\x12.\n" +
 	"\bitem_ids\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\b\x01\x10\xe8\a\"\x06r\x04\x10\x01\x18@R\aitemIds\x12\xb4\x01\n" +
 	"\rfeature_names\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\x10d\"\x81\x01r\x7fR\x05titleR\n" +
-	"categoriesR\x04yearR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x0etrending_scoreR\ffeatureNames\"n\n" +
+	"categoriesR\x04yearR\tclicks_1hR\tclicks_1dR\tclicks_7dR\x0eimpressions_1hR\x0eimpressions_1dR\x0eimpressions_7dR\x03ctrR\x0etrending_scoreR\ffeatureNames\x12\x1a\n" +
+	"\bcolumnar\x18\x03 \x01(\bR\bcolumnar\"\xab\x01\n" +
 	"\x17GetItemFeaturesResponse\x123\n" +
 	"\x05items\x18\x01 \x03(\v2\x1d.recsys.feature.v1.FeatureSetR\x05items\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\tR\n" +
-	"generation\"_\n" +
+	"generation\x12;\n" +
+	"\acolumns\x18\x03 \x01(\v2!.recsys.feature.v1.FeatureColumnsR\acolumns\"_\n" +
 	"\x12UpsertItemsRequest\x12I\n" +
 	"\x05items\x18\x01 \x03(\v2&.recsys.itemfeatures.v1.ItemAttributesB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x05items\"<\n" +
 	"\x13UpsertItemsResponse\x12%\n" +
@@ -637,26 +659,28 @@ var file_recsys_itemfeatures_v1_itemfeatures_proto_goTypes = []any{
 	(*ListTrendingItemsResponse)(nil), // 9: recsys.itemfeatures.v1.ListTrendingItemsResponse
 	nil,                               // 10: recsys.itemfeatures.v1.ItemAttributes.AttributesEntry
 	(*v1.FeatureSet)(nil),             // 11: recsys.feature.v1.FeatureSet
+	(*v1.FeatureColumns)(nil),         // 12: recsys.feature.v1.FeatureColumns
 }
 var file_recsys_itemfeatures_v1_itemfeatures_proto_depIdxs = []int32{
 	10, // 0: recsys.itemfeatures.v1.ItemAttributes.attributes:type_name -> recsys.itemfeatures.v1.ItemAttributes.AttributesEntry
 	11, // 1: recsys.itemfeatures.v1.GetItemFeatureResponse.item:type_name -> recsys.feature.v1.FeatureSet
 	11, // 2: recsys.itemfeatures.v1.GetItemFeaturesResponse.items:type_name -> recsys.feature.v1.FeatureSet
-	0,  // 3: recsys.itemfeatures.v1.UpsertItemsRequest.items:type_name -> recsys.itemfeatures.v1.ItemAttributes
-	8,  // 4: recsys.itemfeatures.v1.ListTrendingItemsResponse.items:type_name -> recsys.itemfeatures.v1.TrendingItem
-	1,  // 5: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeature:input_type -> recsys.itemfeatures.v1.GetItemFeatureRequest
-	3,  // 6: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeatures:input_type -> recsys.itemfeatures.v1.GetItemFeaturesRequest
-	5,  // 7: recsys.itemfeatures.v1.ItemFeatureService.UpsertItems:input_type -> recsys.itemfeatures.v1.UpsertItemsRequest
-	7,  // 8: recsys.itemfeatures.v1.ItemFeatureService.ListTrendingItems:input_type -> recsys.itemfeatures.v1.ListTrendingItemsRequest
-	2,  // 9: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeature:output_type -> recsys.itemfeatures.v1.GetItemFeatureResponse
-	4,  // 10: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeatures:output_type -> recsys.itemfeatures.v1.GetItemFeaturesResponse
-	6,  // 11: recsys.itemfeatures.v1.ItemFeatureService.UpsertItems:output_type -> recsys.itemfeatures.v1.UpsertItemsResponse
-	9,  // 12: recsys.itemfeatures.v1.ItemFeatureService.ListTrendingItems:output_type -> recsys.itemfeatures.v1.ListTrendingItemsResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 3: recsys.itemfeatures.v1.GetItemFeaturesResponse.columns:type_name -> recsys.feature.v1.FeatureColumns
+	0,  // 4: recsys.itemfeatures.v1.UpsertItemsRequest.items:type_name -> recsys.itemfeatures.v1.ItemAttributes
+	8,  // 5: recsys.itemfeatures.v1.ListTrendingItemsResponse.items:type_name -> recsys.itemfeatures.v1.TrendingItem
+	1,  // 6: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeature:input_type -> recsys.itemfeatures.v1.GetItemFeatureRequest
+	3,  // 7: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeatures:input_type -> recsys.itemfeatures.v1.GetItemFeaturesRequest
+	5,  // 8: recsys.itemfeatures.v1.ItemFeatureService.UpsertItems:input_type -> recsys.itemfeatures.v1.UpsertItemsRequest
+	7,  // 9: recsys.itemfeatures.v1.ItemFeatureService.ListTrendingItems:input_type -> recsys.itemfeatures.v1.ListTrendingItemsRequest
+	2,  // 10: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeature:output_type -> recsys.itemfeatures.v1.GetItemFeatureResponse
+	4,  // 11: recsys.itemfeatures.v1.ItemFeatureService.GetItemFeatures:output_type -> recsys.itemfeatures.v1.GetItemFeaturesResponse
+	6,  // 12: recsys.itemfeatures.v1.ItemFeatureService.UpsertItems:output_type -> recsys.itemfeatures.v1.UpsertItemsResponse
+	9,  // 13: recsys.itemfeatures.v1.ItemFeatureService.ListTrendingItems:output_type -> recsys.itemfeatures.v1.ListTrendingItemsResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_recsys_itemfeatures_v1_itemfeatures_proto_init() }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/feature/v1/feature.proto.
  */
 export const file_recsys_feature_v1_feature: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvZmVhdHVyZS92MS9mZWF0dXJlLnByb3RvEhFyZWNzeXMuZmVhdHVyZS52MSLNAQoHRmVhdHVyZRIQCgZudW1iZXIYASABKAFIABIOCgR0ZXh0GAIgASgJSAASLQoEbGlzdBgDIAEoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RIABIvCgd3ZWlnaHRzGAQgASgLMhwucmVjc3lzLmZlYXR1cmUudjEuV2VpZ2h0TWFwSAASJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB21pc3NpbmcYBiABKAhCBwoFdmFsdWUiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkidwoJV2VpZ2h0TWFwEjoKB3dlaWdodHMYASADKAsyKS5yZWNzeXMuZmVhdHVyZS52MS5XZWlnaHRNYXAuV2VpZ2h0c0VudHJ5Gi4KDFdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIrwBCgpGZWF0dXJlU2V0EhEKCWVudGl0eV9pZBgBIAEoCRIPCgdtaXNzaW5nGAIgASgIEj0KCGZlYXR1cmVzGAMgAygLMisucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldC5GZWF0dXJlc0VudHJ5GksKDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZToCOAFCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVhdHVyZS92MTtmZWF0dXJldjFiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("Ch9yZWNzeXMvZmVhdHVyZS92MS9mZWF0dXJlLnByb3RvEhFyZWNzeXMuZmVhdHVyZS52MSLNAQoHRmVhdHVyZRIQCgZudW1iZXIYASABKAFIABIOCgR0ZXh0GAIgASgJSAASLQoEbGlzdBgDIAEoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RIABIvCgd3ZWlnaHRzGAQgASgLMhwucmVjc3lzLmZlYXR1cmUudjEuV2VpZ2h0TWFwSAASJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB21pc3NpbmcYBiABKAhCBwoFdmFsdWUiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkidwoJV2VpZ2h0TWFwEjoKB3dlaWdodHMYASADKAsyKS5yZWNzeXMuZmVhdHVyZS52MS5XZWlnaHRNYXAuV2VpZ2h0c0VudHJ5Gi4KDFdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIrwBCgpGZWF0dXJlU2V0EhEKCWVudGl0eV9pZBgBIAEoCRIPCgdtaXNzaW5nGAIgASgIEj0KCGZlYXR1cmVzGAMgAygLMisucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldC5GZWF0dXJlc0VudHJ5GksKDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZToCOAEiwwEKDkZlYXR1cmVDb2x1bW5zEhIKCmVudGl0eV9pZHMYASADKAkSDwoHbWlzc2luZxgCIAMoCBIwCgdudW1iZXJzGAMgAygLMh8ucmVjc3lzLmZlYXR1cmUudjEuTnVtYmVyQ29sdW1uEiwKBXRleHRzGAQgAygLMh0ucmVjc3lzLmZlYXR1cmUudjEuVGV4dENvbHVtbhIsCgVsaXN0cxgFIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLkxpc3RDb2x1bW4iLAoMTnVtYmVyQ29sdW1uEgwKBG5hbWUYASABKAkSDgoGdmFsdWVzGAIgAygBIioKClRleHRDb2x1bW4SDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAkiSQoKTGlzdENvbHVtbhIMCgRuYW1lGAEgASgJEi0KBnZhbHVlcxgCIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVhdHVyZS92MTtmZWF0dXJldjFiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * Feature is one named feature value of one entity.
@@ -158,4 +158,135 @@ export type FeatureSet = Message<"recsys.feature.v1.FeatureSet"> & {
  */
 export const FeatureSetSchema: GenMessage<FeatureSet> = /*@__PURE__*/
   messageDesc(file_recsys_feature_v1_feature, 3);
+
+/**
+ * FeatureColumns is a batch of entities' features column by column: each
+ * feature named once and its numbers packed, for reads of many entities
+ * at once (a ranking's candidates), where one FeatureSet per entity
+ * repeats every name and wraps every value in its own message. Values
+ * carry no age; a FeatureSet does.
+ *
+ * @generated from message recsys.feature.v1.FeatureColumns
+ */
+export type FeatureColumns = Message<"recsys.feature.v1.FeatureColumns"> & {
+  /**
+   * The entities, in the order of the request.
+   *
+   * @generated from field: repeated string entity_ids = 1;
+   */
+  entityIds: string[];
+
+  /**
+   * Per entity: nothing is stored for it (its values are the defaults).
+   *
+   * @generated from field: repeated bool missing = 2;
+   */
+  missing: boolean[];
+
+  /**
+   * The numeric features: counts, rates, scores, the year.
+   *
+   * @generated from field: repeated recsys.feature.v1.NumberColumn numbers = 3;
+   */
+  numbers: NumberColumn[];
+
+  /**
+   * The text features: a title.
+   *
+   * @generated from field: repeated recsys.feature.v1.TextColumn texts = 4;
+   */
+  texts: TextColumn[];
+
+  /**
+   * The list features: categories.
+   *
+   * @generated from field: repeated recsys.feature.v1.ListColumn lists = 5;
+   */
+  lists: ListColumn[];
+};
+
+/**
+ * Describes the message recsys.feature.v1.FeatureColumns.
+ * Use `create(FeatureColumnsSchema)` to create a new message.
+ */
+export const FeatureColumnsSchema: GenMessage<FeatureColumns> = /*@__PURE__*/
+  messageDesc(file_recsys_feature_v1_feature, 4);
+
+/**
+ * NumberColumn is one numeric feature of every entity of a FeatureColumns.
+ *
+ * @generated from message recsys.feature.v1.NumberColumn
+ */
+export type NumberColumn = Message<"recsys.feature.v1.NumberColumn"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * One per entity, in FeatureColumns.entity_ids order.
+   *
+   * @generated from field: repeated double values = 2;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message recsys.feature.v1.NumberColumn.
+ * Use `create(NumberColumnSchema)` to create a new message.
+ */
+export const NumberColumnSchema: GenMessage<NumberColumn> = /*@__PURE__*/
+  messageDesc(file_recsys_feature_v1_feature, 5);
+
+/**
+ * TextColumn is one text feature of every entity of a FeatureColumns.
+ *
+ * @generated from message recsys.feature.v1.TextColumn
+ */
+export type TextColumn = Message<"recsys.feature.v1.TextColumn"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * One per entity, in FeatureColumns.entity_ids order.
+   *
+   * @generated from field: repeated string values = 2;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message recsys.feature.v1.TextColumn.
+ * Use `create(TextColumnSchema)` to create a new message.
+ */
+export const TextColumnSchema: GenMessage<TextColumn> = /*@__PURE__*/
+  messageDesc(file_recsys_feature_v1_feature, 6);
+
+/**
+ * ListColumn is one list feature of every entity of a FeatureColumns.
+ *
+ * @generated from message recsys.feature.v1.ListColumn
+ */
+export type ListColumn = Message<"recsys.feature.v1.ListColumn"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * One per entity, in FeatureColumns.entity_ids order.
+   *
+   * @generated from field: repeated recsys.feature.v1.StringList values = 2;
+   */
+  values: StringList[];
+};
+
+/**
+ * Describes the message recsys.feature.v1.ListColumn.
+ * Use `create(ListColumnSchema)` to create a new message.
+ */
+export const ListColumnSchema: GenMessage<ListColumn> = /*@__PURE__*/
+  messageDesc(file_recsys_feature_v1_feature, 7);
 
