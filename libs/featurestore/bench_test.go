@@ -87,6 +87,7 @@ func BenchmarkRead500Items(b *testing.B) {
 	b.ReportMetric(p(tRaw, .5), "raw-p50-µs")
 	b.ReportMetric(p(tRaw, .99), "raw-p99-µs")
 	b.ReportMetric(p(tStore, .5)/p(tRaw, .5), "ratio-p50")
+	b.ReportMetric(p(tStore, .99)/p(tRaw, .99), "ratio-p99")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("Redis: %s", env.Kind)
 }
