@@ -1,15 +1,18 @@
 // Package certs issues the X.509 certificates for mutual TLS between
 // services when no mesh provides them: one local CA and one certificate per
-// service, valid as both server and client.
+// service, valid as both server and client; and it loads the client side
+// of TLS to the servers the platform uses but does not run (Redis, Kafka).
 package certs
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -123,4 +126,34 @@ func serial() *big.Int {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return n
+}
+
+// ClientConfig returns the TLS config of a client of a server outside the
+// platform's own mesh (Redis, Kafka): it verifies the server against the
+// PEM CA in caFile (empty: the system's roots) and presents the PEM
+// certificate and key in certFile and keyFile when the server asks for one
+// (both empty: none). The server name is the dialled host.
+func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read CA %s: no PEM certificate in it", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("a client certificate needs both its certificate and its key file")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load key pair %s, %s: %w", certFile, keyFile, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }

@@ -167,9 +167,9 @@ func (h *headerCarrier) Keys() []string {
 // of 1 s would make every synchronous write take a second), spreads keys
 // like the Java client (murmur2), and gives up after a few attempts so
 // callers see failures within their deadline. Close it when done.
-func NewWriter(brokers []string, topic string) *kafka.Writer {
+func NewWriter(c Cluster, topic string) *kafka.Writer {
 	return &kafka.Writer{
-		Addr:            kafka.TCP(brokers...),
+		Addr:            kafka.TCP(c.Brokers...),
 		Topic:           topic,
 		Balancer:        &kafka.Murmur2Balancer{},
 		RequiredAcks:    kafka.RequireAll,
@@ -180,18 +180,21 @@ func NewWriter(brokers []string, topic string) *kafka.Writer {
 		WriteBackoffMax: 200 * time.Millisecond,
 		WriteTimeout:    5 * time.Second,
 		ReadTimeout:     5 * time.Second,
-		Transport:       &kafka.Transport{DialTimeout: 2 * time.Second, IdleTimeout: time.Minute},
+		Transport:       c.Transport(),
 	}
 }
 
 // EnsureTopics creates the topics that do not exist yet, with the given
 // partitions and replication factor 1 (a real cluster's topics are made by
 // its operators; this serves make run and tests).
-func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
-	d := &kafka.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+func EnsureTopics(ctx context.Context, c Cluster, partitions int, topics ...string) error {
+	if len(c.Brokers) == 0 {
+		return errors.New("no Kafka brokers given")
+	}
+	d := c.Dialer()
+	conn, err := d.DialContext(ctx, "tcp", c.Brokers[0])
 	if err != nil {
-		return fmt.Errorf("kafka %s: %w", brokers[0], err)
+		return fmt.Errorf("kafka %s: %w", c.Brokers[0], err)
 	}
 	defer conn.Close()
 	ctrl, err := conn.Controller()

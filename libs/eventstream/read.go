@@ -2,6 +2,7 @@ package eventstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -14,11 +15,14 @@ import (
 type Offsets map[int]int64
 
 // partitionOffsets asks each partition's leader for an offset.
-func partitionOffsets(ctx context.Context, brokers []string, topic string, f func(*kafka.Conn) (int64, error)) (Offsets, error) {
-	d := &kafka.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+func partitionOffsets(ctx context.Context, c Cluster, topic string, f func(*kafka.Conn) (int64, error)) (Offsets, error) {
+	if len(c.Brokers) == 0 {
+		return nil, errors.New("no Kafka brokers given")
+	}
+	d := c.Dialer()
+	conn, err := d.DialContext(ctx, "tcp", c.Brokers[0])
 	if err != nil {
-		return nil, fmt.Errorf("kafka %s: %w", brokers[0], err)
+		return nil, fmt.Errorf("kafka %s: %w", c.Brokers[0], err)
 	}
 	parts, err := conn.ReadPartitions(topic)
 	conn.Close()
@@ -42,14 +46,14 @@ func partitionOffsets(ctx context.Context, brokers []string, topic string, f fun
 }
 
 // Ends returns each partition's end: the offset the next message will get.
-func Ends(ctx context.Context, brokers []string, topic string) (Offsets, error) {
-	return partitionOffsets(ctx, brokers, topic, func(c *kafka.Conn) (int64, error) { return c.ReadLastOffset() })
+func Ends(ctx context.Context, c Cluster, topic string) (Offsets, error) {
+	return partitionOffsets(ctx, c, topic, func(c *kafka.Conn) (int64, error) { return c.ReadLastOffset() })
 }
 
 // Starts returns each partition's first offset at or after t; the zero t
 // means the first offset still in the log.
-func Starts(ctx context.Context, brokers []string, topic string, t time.Time) (Offsets, error) {
-	return partitionOffsets(ctx, brokers, topic, func(c *kafka.Conn) (int64, error) {
+func Starts(ctx context.Context, c Cluster, topic string, t time.Time) (Offsets, error) {
+	return partitionOffsets(ctx, c, topic, func(c *kafka.Conn) (int64, error) {
 		if t.IsZero() {
 			return c.ReadFirstOffset()
 		}
@@ -59,13 +63,13 @@ func Starts(ctx context.Context, brokers []string, topic string, t time.Time) (O
 
 // ReadRange calls f for every message of each partition from from[p] up
 // to, not including, to[p]. f's error stops the read.
-func ReadRange(ctx context.Context, brokers []string, topic string, from, to Offsets, f func(kafka.Message) error) error {
+func ReadRange(ctx context.Context, c Cluster, topic string, from, to Offsets, f func(kafka.Message) error) error {
 	for p, end := range to {
 		start := from[p]
 		if start >= end {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond, MaxBytes: 10 << 20})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers, Dialer: c.Dialer(), Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond, MaxBytes: 10 << 20})
 		if err := r.SetOffset(start); err != nil {
 			r.Close()
 			return err

@@ -45,7 +45,7 @@ const (
 	RedisPort = 6379
 	// DefaultKafka is every binary's default -kafka: a broker on this
 	// machine, where make deps-up and make run's embedded broker listen.
-	// (-redis's default, localhost:6379, is featurestore.RegisterFlags'.)
+	// (-redis's default, localhost:6379, is featurestore.Config.RegisterFlags'.)
 	DefaultKafka = "localhost:9092"
 )
 

@@ -29,9 +29,9 @@ func BenchmarkPipeline(b *testing.B) {
 
 		// Raw: produce and consume the same messages on another topic.
 		rawTopic := h.topic + "-raw"
-		eventstream.EnsureTopics(context.Background(), h.brokers, 3, rawTopic)
+		eventstream.EnsureTopics(context.Background(), eventstream.Plain(h.brokers...), 3, rawTopic)
 		start := time.Now()
-		w := eventstream.NewWriter(h.brokers, rawTopic)
+		w := eventstream.NewWriter(eventstream.Plain(h.brokers...), rawTopic)
 		for i := 0; i < n; i += 5000 {
 			if err := w.WriteMessages(context.Background(), msgs[i:i+5000]...); err != nil {
 				b.Fatal(err)
@@ -68,7 +68,7 @@ func BenchmarkClickToVisible(b *testing.B) {
 	h := newHarness(b)
 	c := h.start()
 	defer c.stop(b)
-	w := eventstream.NewWriter(h.brokers, h.topic)
+	w := eventstream.NewWriter(eventstream.Plain(h.brokers...), h.topic)
 	defer w.Close()
 	ctx := context.Background()
 	var lat []time.Duration

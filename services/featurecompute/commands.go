@@ -113,26 +113,24 @@ func usage(w io.Writer) {
 
 // registerLogFlags adds the flags that name the event log: the service and
 // the rebuild share them.
-func registerLogFlags(fs *flag.FlagSet, kafka *config.StringList, topic *string) {
-	*kafka = config.StringList{servicemap.DefaultKafka}
-	fs.Var(kafka, "kafka", "comma-separated Kafka bootstrap brokers")
+func registerLogFlags(fs *flag.FlagSet, kafka *eventstream.Config, topic *string) {
+	kafka.RegisterFlags(fs, []string{servicemap.DefaultKafka}, "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(topic, "topic", eventstream.FeedbackTopic, "topic of the feedback events")
 }
 
 // registerStoreFlags adds the flags that name the feature store: the
 // service and every command share them.
-func registerStoreFlags(fs *flag.FlagSet, redis *string, timeout *time.Duration, namespace *string) {
-	featurestore.RegisterFlags(fs, redis, timeout)
+func registerStoreFlags(fs *flag.FlagSet, redis *featurestore.Config, namespace *string) {
+	redis.RegisterFlags(fs)
 	fs.StringVar(namespace, "redis-namespace", "", "prefix of every feature key")
 }
 
 // RebuildCommand is `featurecompute rebuild`: Rebuild from the flags.
 type RebuildCommand struct {
-	Kafka        config.StringList
-	Topic        string
-	Redis        string
-	RedisTimeout time.Duration
-	Namespace    string
+	Kafka     eventstream.Config
+	Topic     string
+	Redis     featurestore.Config
+	Namespace string
 	// From is where the replay starts: "all", an RFC 3339 time, or
 	// partition=offset pairs.
 	From string
@@ -143,7 +141,7 @@ type RebuildCommand struct {
 // RegisterFlags adds the command's flags to fs.
 func (c *RebuildCommand) RegisterFlags(fs *flag.FlagSet) {
 	registerLogFlags(fs, &c.Kafka, &c.Topic)
-	registerStoreFlags(fs, &c.Redis, &c.RedisTimeout, &c.Namespace)
+	registerStoreFlags(fs, &c.Redis, &c.Namespace)
 	fs.StringVar(&c.From, "from", "all", "where the replay starts: \"all\" (the whole log), an RFC 3339 time such as 2026-11-28T00:00:00Z, or partition=offset pairs such as 0=1200,1=980 (partitions not named start at their first offset)")
 }
 
@@ -151,14 +149,18 @@ func (c *RebuildCommand) check(args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("unexpected arguments %q: name where the replay starts with -from", args)
 	}
-	if len(c.Kafka) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		return errors.New("-kafka: at least one broker is required")
+	}
+	kc, err := c.Kafka.Cluster()
+	if err != nil {
+		return err
 	}
 	rc, err := parseRebuild(c.From)
 	if err != nil {
 		return err
 	}
-	rc.Brokers, rc.Topic = c.Kafka, c.Topic
+	rc.Kafka, rc.Topic = kc, c.Topic
 	// Readers follow a switch within a second (featurestore.Store.Follow).
 	rc.Settle = 3 * time.Second
 	c.rc = rc
@@ -166,7 +168,7 @@ func (c *RebuildCommand) check(args []string) error {
 }
 
 func (c *RebuildCommand) run(ctx context.Context, logger *slog.Logger, _ io.Writer) error {
-	store, closeRedis, err := featurestore.Open(c.Redis, c.Namespace, featurestore.WithTimeout(c.RedisTimeout))
+	store, closeRedis, err := c.Redis.Open(c.Namespace)
 	if err != nil {
 		return err
 	}
@@ -223,16 +225,15 @@ func generationArg(gen string) string {
 
 // DropCommand is `featurecompute drop-generation GENERATION`.
 type DropCommand struct {
-	Redis        string
-	RedisTimeout time.Duration
-	Namespace    string
+	Redis     featurestore.Config
+	Namespace string
 
 	generation string // the argument, as drop-generation names it
 }
 
 // RegisterFlags adds the command's flags to fs.
 func (c *DropCommand) RegisterFlags(fs *flag.FlagSet) {
-	registerStoreFlags(fs, &c.Redis, &c.RedisTimeout, &c.Namespace)
+	registerStoreFlags(fs, &c.Redis, &c.Namespace)
 }
 
 func (c *DropCommand) check(args []string) error {
@@ -244,7 +245,7 @@ func (c *DropCommand) check(args []string) error {
 }
 
 func (c *DropCommand) run(ctx context.Context, logger *slog.Logger, stderr io.Writer) error {
-	store, closeRedis, err := featurestore.Open(c.Redis, c.Namespace, featurestore.WithTimeout(c.RedisTimeout))
+	store, closeRedis, err := c.Redis.Open(c.Namespace)
 	if err != nil {
 		return err
 	}

@@ -63,8 +63,8 @@ func (h *harness) start() *consumer { return h.startCrashing(0) }
 // startCrashing starts a consumer that, when crashAfter > 0, dies after
 // that many batches right after writing to Redis and before committing.
 func (h *harness) startCrashing(crashAfter int) *consumer {
-	reader := NewReader(h.brokers, h.topic, h.group)
-	dlq := eventstream.NewWriter(h.brokers, h.dlq)
+	reader := NewReader(eventstream.Plain(h.brokers...), h.topic, h.group)
+	dlq := eventstream.NewWriter(eventstream.Plain(h.brokers...), h.dlq)
 	c := NewConsumer(reader, dlq, h.store, h.metrics, testenv.DiscardLogger(), Batching{Size: 500, Wait: 5 * time.Millisecond, InFlight: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	cs := &consumer{cancel: cancel, done: make(chan error, 1)}
@@ -92,7 +92,7 @@ func (c *consumer) stop(t testing.TB) {
 // produce writes events straight to the topic.
 func (h *harness) produce(msgs []kafka.Message) {
 	h.t.Helper()
-	w := eventstream.NewWriter(h.brokers, h.topic)
+	w := eventstream.NewWriter(eventstream.Plain(h.brokers...), h.topic)
 	defer w.Close()
 	for i := 0; i < len(msgs); i += 5000 {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -27,7 +27,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/servicemap"
@@ -38,14 +37,13 @@ import (
 // and drop-generation, are commands with their own: see RunCommand.)
 type Config struct {
 	Serving      serving.Config
-	Kafka        config.StringList
-	Topic        string
-	DLQ          string
-	Group        string
-	Partitions   int
-	Redis        string
-	RedisTimeout time.Duration
-	Namespace    string
+	Kafka      eventstream.Config
+	Topic      string
+	DLQ        string
+	Group      string
+	Partitions int
+	Redis      featurestore.Config
+	Namespace  string
 	Batching     Batching
 }
 
@@ -58,7 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DLQ, "dlq-topic", eventstream.FeedbackDLQ, "dead-letter topic for messages that are not valid events")
 	fs.StringVar(&c.Group, "group", "featurecompute", "consumer group id")
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions of the topics when this service has to create them")
-	registerStoreFlags(fs, &c.Redis, &c.RedisTimeout, &c.Namespace)
+	registerStoreFlags(fs, &c.Redis, &c.Namespace)
 	fs.IntVar(&c.Batching.Size, "batch-size", 1000, "most events applied in one Redis round trip")
 	fs.DurationVar(&c.Batching.Wait, "batch-wait", 5*time.Millisecond, "how long a batch waits to fill once it has one event")
 	fs.IntVar(&c.Batching.InFlight, "in-flight", 3, "batches applied to Redis at once (offsets are still committed in order)")
@@ -66,16 +64,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Run consumes and serves health and metrics until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if len(cfg.Kafka) == 0 {
+	if len(cfg.Kafka.Brokers) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
+	kc, err := cfg.Kafka.Cluster()
+	if err != nil {
+		return err
+	}
+	store, closeRedis, err := cfg.Redis.Open(cfg.Namespace)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = eventstream.EnsureTopics(ectx, cfg.Kafka, cfg.Partitions, cfg.Topic, cfg.DLQ)
+	err = eventstream.EnsureTopics(ectx, kc, cfg.Partitions, cfg.Topic, cfg.DLQ)
 	cancel()
 	if err != nil {
 		return err
@@ -88,8 +90,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	srv.AddCheck("redis", store.Ping)
-	reader := NewReader(cfg.Kafka, cfg.Topic, cfg.Group)
-	dlq := eventstream.NewWriter(cfg.Kafka, cfg.DLQ)
+	reader := NewReader(kc, cfg.Topic, cfg.Group)
+	dlq := eventstream.NewWriter(kc, cfg.DLQ)
 	defer dlq.Close()
 	c := NewConsumer(reader, dlq, store, NewMetrics(srv.Metrics()), logger, cfg.Batching)
 
@@ -118,9 +120,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // NewReader returns a consumer-group reader that fetches without
 // committing (the consumer commits after applying) and waits at most 100 ms
 // for data, so it also stops promptly.
-func NewReader(brokers []string, topic, group string) *kafka.Reader {
+func NewReader(c eventstream.Cluster, topic, group string) *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           brokers,
+		Brokers:           c.Brokers,
 		Topic:             topic,
 		GroupID:           group,
 		MinBytes:          1,
@@ -133,7 +135,7 @@ func NewReader(brokers []string, topic, group string) *kafka.Reader {
 		JoinGroupBackoff:  200 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    200 * time.Millisecond,
-		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second},
+		Dialer:            c.Dialer(),
 	})
 }
 

@@ -14,8 +14,8 @@ import (
 
 // RebuildConfig says what to replay.
 type RebuildConfig struct {
-	Brokers []string
-	Topic   string
+	Kafka eventstream.Cluster
+	Topic string
 	// From is the earliest event time replayed; zero replays the whole log.
 	From time.Time
 	// FromOffsets, when set, is where each partition's replay starts
@@ -53,7 +53,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *featurestore.Store, 
 	if res.Static, err = store.CopyStatic(ctx, target); err != nil {
 		return res, err
 	}
-	start, err := eventstream.Starts(ctx, cfg.Brokers, cfg.Topic, cfg.From)
+	start, err := eventstream.Starts(ctx, cfg.Kafka, cfg.Topic, cfg.From)
 	if err != nil {
 		return res, err
 	}
@@ -64,7 +64,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *featurestore.Store, 
 		}
 		start[p] = max(first, off) // what retention deleted is gone
 	}
-	mid, err := eventstream.Ends(ctx, cfg.Brokers, cfg.Topic)
+	mid, err := eventstream.Ends(ctx, cfg.Kafka, cfg.Topic)
 	if err != nil {
 		return res, err
 	}
@@ -80,7 +80,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *featurestore.Store, 
 	case <-ctx.Done():
 		return res, ctx.Err()
 	}
-	end, err := eventstream.Ends(ctx, cfg.Brokers, cfg.Topic)
+	end, err := eventstream.Ends(ctx, cfg.Kafka, cfg.Topic)
 	if err != nil {
 		return res, err
 	}
@@ -108,7 +108,7 @@ func replay(ctx context.Context, cfg RebuildConfig, to *featurestore.Store, from
 		batch = batch[:0]
 		return nil
 	}
-	err := eventstream.ReadRange(ctx, cfg.Brokers, cfg.Topic, from, until, func(m kafka.Message) error {
+	err := eventstream.ReadRange(ctx, cfg.Kafka, cfg.Topic, from, until, func(m kafka.Message) error {
 		e, err := eventstream.Decode(m)
 		if err != nil {
 			return nil // the live consumer dead-lettered it already

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/testenv"
 )
 
@@ -44,7 +45,7 @@ func TestRebuild(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
-	res, err := Rebuild(ctx, RebuildConfig{Brokers: h.brokers, Topic: h.topic, Settle: 300 * time.Millisecond}, h.store, testenv.DiscardLogger())
+	res, err := Rebuild(ctx, RebuildConfig{Kafka: eventstream.Plain(h.brokers...), Topic: h.topic, Settle: 300 * time.Millisecond}, h.store, testenv.DiscardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestRebuildFromOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc.Brokers, rc.Topic = h.brokers, h.topic
+	rc.Kafka, rc.Topic = eventstream.Plain(h.brokers...), h.topic
 	res, err := Rebuild(ctx, rc, h.store, testenv.DiscardLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
-	"github.com/recsys/recsys/libs/config"
 	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/libs/featureservice"
@@ -47,10 +46,9 @@ import (
 // Config is the service's whole configuration.
 type Config struct {
 	Serving      serving.Config
-	Kafka        config.StringList
+	Kafka        eventstream.Config
 	Topic        string
-	Redis        string
-	RedisTimeout time.Duration
+	Redis        featurestore.Config
 	Namespace    string
 	WriteTimeout time.Duration
 	// ExperimentFile is the ranking service's experiment file: the
@@ -66,10 +64,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// A public endpoint: limit each client by default.
 	serving.SetDefault(fs, "rate-limit", "500")
 	serving.SetDefault(fs, "rate-burst", "1000")
-	c.Kafka = config.StringList{servicemap.DefaultKafka}
-	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka bootstrap brokers")
+	c.Kafka.RegisterFlags(fs, []string{servicemap.DefaultKafka}, "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.Topic, "topic", eventstream.FeedbackTopic, "topic events are written to")
-	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout) // the experiment counters
+	c.Redis.RegisterFlags(fs) // the experiment counters
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "longest wait for Kafka to acknowledge a batch")
 	fs.StringVar(&c.ExperimentFile, "experiment-file", "", "the ranking service's experiment JSON, read at each report for the configured weights (sample-ratio check); empty: ranking's default experiment")
@@ -77,20 +74,24 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if len(cfg.Kafka) == 0 {
+	if len(cfg.Kafka.Brokers) == 0 {
 		return errors.New("-kafka: at least one broker is required")
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
+	kc, err := cfg.Kafka.Cluster()
+	if err != nil {
+		return err
+	}
+	store, closeRedis, err := cfg.Redis.Open(cfg.Namespace)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := eventstream.EnsureTopics(ectx, cfg.Kafka, 3, cfg.Topic); err != nil {
+	if err := eventstream.EnsureTopics(ectx, kc, 3, cfg.Topic); err != nil {
 		logger.Warn("could not check the events topic; RecordEvents answers Unavailable until Kafka has it", "topic", cfg.Topic, "err", err)
 	}
 	cancel()
-	w := eventstream.NewWriter(cfg.Kafka, cfg.Topic)
+	w := eventstream.NewWriter(kc, cfg.Topic)
 	defer w.Close()
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
@@ -104,7 +105,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	srv.AddCheck("redis", store.Ping)
 	srv.AddCheck("kafka", func(ctx context.Context) error {
-		conn, err := (&kafka.Dialer{}).DialContext(ctx, "tcp", cfg.Kafka[0])
+		conn, err := kc.Dialer().DialContext(ctx, "tcp", kc.Brokers[0])
 		if err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}

@@ -45,7 +45,7 @@ func start(t *testing.T, brokers []string, topic, expFile string) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	store, _ := featurestore.New(rdb, r.Prefix)
-	w := eventstream.NewWriter(brokers, topic)
+	w := eventstream.NewWriter(eventstream.Plain(brokers...), topic)
 	t.Cleanup(func() { w.Close() })
 	srv := testenv.Serve(t, func(srv *serving.Server) {
 		feedbackv1.RegisterFeedbackServiceServer(srv.GRPC(), NewServer(w, store, expFile, 5*time.Second, srv.Metrics()))
@@ -189,7 +189,7 @@ func TestKafkaDownThenRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eventstream.EnsureTopics(context.Background(), []string{addr}, 3, "feedback"); err != nil {
+	if err := eventstream.EnsureTopics(context.Background(), eventstream.Plain(addr), 3, "feedback"); err != nil {
 		t.Fatal(err)
 	}
 	e := start(t, []string{addr}, "feedback", "")
@@ -212,7 +212,7 @@ func TestKafkaDownThenRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	if err := eventstream.EnsureTopics(context.Background(), []string{addr}, 3, "feedback"); err != nil {
+	if err := eventstream.EnsureTopics(context.Background(), eventstream.Plain(addr), 3, "feedback"); err != nil {
 		t.Fatal(err)
 	}
 	for attempt := range 2 {

@@ -31,8 +31,7 @@ import (
 
 // Config is the loader's whole configuration.
 type Config struct {
-	Redis          string
-	RedisTimeout   time.Duration
+	Redis          featurestore.Config
 	Namespace      string
 	Users          string
 	Items          string
@@ -46,7 +45,7 @@ type Config struct {
 
 // RegisterFlags adds the loader's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout)
+	c.Redis.RegisterFlags(fs)
 	fs.StringVar(&c.Namespace, "redis-namespace", "", "prefix of every feature key")
 	fs.StringVar(&c.Users, "users", "", "users file (u.user, .csv, .jsonl)")
 	fs.StringVar(&c.Items, "items", "", "items file (u.item, movies.csv, .csv, .jsonl)")
@@ -86,13 +85,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return sum, err
 	}
-	store, closeRedis, err := featurestore.Open(cfg.Redis, cfg.Namespace, featurestore.WithTimeout(cfg.RedisTimeout))
+	store, closeRedis, err := cfg.Redis.Open(cfg.Namespace)
 	if err != nil {
 		return sum, err
 	}
 	defer closeRedis()
 	if err := store.Ping(ctx); err != nil {
-		return sum, fmt.Errorf("%w (is -redis %s right?)", err, cfg.Redis)
+		return sum, fmt.Errorf("%w (is -redis %s right?)", err, cfg.Redis.Addr)
 	}
 	start := time.Now()
 	l := &loader{cfg: cfg, out: out}

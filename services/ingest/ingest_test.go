@@ -58,7 +58,7 @@ func TestIngestMovieLens100K(t *testing.T) {
 	}
 	env := testenv.NewRedis(t)
 	dir, clicks := writeML100K(t, 943, 1682, 100_000)
-	cfg := Config{Redis: env.Addr, Namespace: env.Prefix, Users: filepath.Join(dir, "u.user"), Items: filepath.Join(dir, "u.item"),
+	cfg := Config{Redis: featurestore.Config{Addr: env.Addr}, Namespace: env.Prefix, Users: filepath.Join(dir, "u.user"), Items: filepath.Join(dir, "u.item"),
 		Ratings: filepath.Join(dir, "u.data"), Format: "auto", OnError: "abort", Batch: 500, ClickThreshold: 4, ShiftToNow: true}
 	var out bytes.Buffer
 	sum, err := Run(context.Background(), cfg, &out)
@@ -104,7 +104,7 @@ func TestIngestBadRows(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "u.data")
 	os.WriteFile(data, []byte("1\t10\t5\t881250949\n2\t20\tfive\t881250949\n3\t30\t4\t881250949\n"), 0o644)
-	base := Config{Redis: env.Addr, Namespace: env.Prefix, Ratings: data, Format: "auto", Batch: 10, ClickThreshold: 4}
+	base := Config{Redis: featurestore.Config{Addr: env.Addr}, Namespace: env.Prefix, Ratings: data, Format: "auto", Batch: 10, ClickThreshold: 4}
 
 	var out bytes.Buffer
 	abort := base
@@ -138,7 +138,7 @@ func TestIngestHistory(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "u.data")
 	// user, item, rating, time
 	os.WriteFile(data, []byte("1\t10\t5\t881250949\n1\t20\t1\t881250950\n1\t30\t3\t881250948\n2\t10\t4\t881250949\n3\t40\t2\t881250949\n"), 0o644)
-	cfg := Config{Redis: env.Addr, Namespace: env.Prefix, Ratings: data, Format: "auto", OnError: "abort", Batch: 2, ClickThreshold: 4}
+	cfg := Config{Redis: featurestore.Config{Addr: env.Addr}, Namespace: env.Prefix, Ratings: data, Format: "auto", OnError: "abort", Batch: 2, ClickThreshold: 4}
 	var out bytes.Buffer
 	if _, err := Run(context.Background(), cfg, &out); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())

@@ -22,6 +22,7 @@ import (
 
 	"github.com/recsys/recsys/libs/certs"
 	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/embedded"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/servicemap"
@@ -39,12 +40,12 @@ import (
 // Config holds every service's configuration.
 type Config struct {
 	// Redis is the Redis every service uses (featurestore.DialHelp), or
-	// embedded[://host:port] for the embedded server started here.
-	Redis        string
-	RedisTimeout time.Duration
+	// embedded[://host:port] for the embedded server started here; with
+	// its credentials and TLS, if any.
+	Redis featurestore.Config
 	// Kafka is the brokers every service uses, or embedded[://host:port]
-	// for the embedded broker started here.
-	Kafka string
+	// for the embedded broker started here; with its TLS and SASL, if any.
+	Kafka eventstream.Config
 	// TLS turns on mutual TLS on every hop, with certificates made for the
 	// run (libs/certs).
 	TLS    bool
@@ -88,7 +89,10 @@ func (c *Config) services() []service {
 }
 
 // shared are the flags set once for all services.
-var shared = map[string]bool{"redis": true, "redis-timeout": true, "kafka": true}
+var shared = map[string]bool{
+	"redis": true, "redis-timeout": true, "redis-user": true, "redis-password": true, "redis-tls": true, "redis-ca": true, "redis-cert": true, "redis-key": true,
+	"kafka": true, "kafka-tls": true, "kafka-ca": true, "kafka-cert": true, "kafka-key": true, "kafka-sasl-user": true, "kafka-sasl-password": true,
+}
 
 // The embedded servers' default addresses: the standard ports, so that
 // tools run beside make run (ingest, the trainer's -from-log) reach them
@@ -108,10 +112,10 @@ const (
 // RegisterFlags adds every service's flags to fs, each under its name, and
 // the shared ones once.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	featurestore.RegisterFlags(fs, &c.Redis, &c.RedisTimeout)
+	c.Redis.RegisterFlags(fs)
 	serving.SetDefault(fs, "redis", embeddedRedis)
 	fs.Lookup("redis").Usage = "embedded[://host:port] for an in-process Redis-compatible server, or a real one. " + featurestore.DialHelp
-	fs.StringVar(&c.Kafka, "kafka", embeddedKafka, "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker (on a free port if that one is taken)")
+	c.Kafka.RegisterFlags(fs, []string{embeddedKafka}, "comma-separated Kafka brokers, or embedded[://host:port] for an in-process Kafka-compatible broker (on a free port if that one is taken)")
 	fs.BoolVar(&c.TLS, "tls", false, "mutual TLS between all services, with a CA and certificates made for this run in -tls-dir")
 	fs.StringVar(&c.TLSDir, "tls-dir", ".cache/certs", "where -tls writes its CA and certificates")
 	fs.BoolVar(&c.Simulate, "simulate", true, "seed a demo world and run gentle background traffic from its simulated users")
@@ -156,7 +160,7 @@ func printEndpoints(w io.Writer, cfg Config) {
 			fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP http://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.serving.GRPCAddr), dialable(s.serving.HTTPAddr))
 		}
 	}
-	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis, cfg.Kafka)
+	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis.Addr, cfg.Kafka.Brokers.String())
 }
 
 // embeddedAddr reports whether spec (a -redis or -kafka value) asks for an
@@ -185,16 +189,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := initialModel(ctx, cfg, logger); err != nil {
 		return fmt.Errorf("first model: %w", err)
 	}
-	if addr, ok := embeddedAddr(cfg.Redis); ok {
+	if addr, ok := embeddedAddr(cfg.Redis.Addr); ok {
 		m, err := embedded.StartRedis(addr)
 		if err != nil {
 			return fmt.Errorf("%w (pass a free address, e.g. -redis=embedded, or a real Redis's host:port)", err)
 		}
 		defer m.Close()
 		logger.Info("embedded Redis-compatible server started", "addr", m.Addr())
-		cfg.Redis = m.Addr()
+		cfg.Redis.Addr = m.Addr()
 	}
-	if addr, ok := embeddedAddr(cfg.Kafka); ok {
+	if addr, ok := embeddedAddr(cfg.Kafka.Brokers.String()); ok {
 		got, stop, err := embedded.StartKafka(addr)
 		if embedded.InUse(err) {
 			// Most likely a real broker: leave it alone and say where
@@ -207,7 +211,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		defer stop()
 		logger.Info("embedded Kafka-compatible broker started", "addr", got)
-		cfg.Kafka = got
+		cfg.Kafka.Brokers = config.StringList{got}
 	}
 	if cfg.TLS {
 		if err := useTLS(&cfg, cfg.TLSDir); err != nil {
@@ -215,13 +219,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		logger.Info("mutual TLS on every gRPC hop", "certs", cfg.TLSDir)
 	}
-	brokers := config.StringList{}
-	brokers.Set(cfg.Kafka)
 	cfg.UserFeatures.Redis = cfg.Redis
 	cfg.ItemFeatures.Redis = cfg.Redis
-	cfg.Feedback.Redis, cfg.Feedback.RedisTimeout, cfg.Feedback.Kafka = cfg.Redis, cfg.RedisTimeout, brokers
-	cfg.FeatureCompute.Redis, cfg.FeatureCompute.Kafka = cfg.Redis, brokers
-	cfg.Ranking.Kafka = brokers
+	cfg.Feedback.Redis, cfg.Feedback.Kafka = cfg.Redis, cfg.Kafka
+	cfg.FeatureCompute.Redis, cfg.FeatureCompute.Kafka = cfg.Redis, cfg.Kafka
+	cfg.Ranking.Kafka = cfg.Kafka
 	cfg.Ranking.UserFeatures = dialable(cfg.UserFeatures.Serving.GRPCAddr)
 	cfg.Ranking.ItemFeatures = dialable(cfg.ItemFeatures.Serving.GRPCAddr)
 	var (

@@ -60,7 +60,7 @@ type Config struct {
 		TTL, AttributesTTL time.Duration
 		Size               int
 	}
-	Kafka       config.StringList
+	Kafka       eventstream.Config
 	ServedTopic string
 	LogBuffer   int
 	ShadowArm   string
@@ -97,7 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ItemCache.TTL, "item-cache-ttl", 500*time.Millisecond, "item features cached in ranking are re-read when older than this (0: no cache)")
 	fs.DurationVar(&c.ItemCache.AttributesTTL, "item-cache-attributes-ttl", time.Minute, "item attributes (title, categories, year) cached in ranking are re-read when older than this, or when the feature generation changes")
 	fs.IntVar(&c.ItemCache.Size, "item-cache-size", 100_000, "items ranking's item-feature cache holds at most")
-	fs.Var(&c.Kafka, "kafka", "comma-separated Kafka brokers for the served-ranking log (empty: no log)")
+	c.Kafka.RegisterFlags(fs, nil, "comma-separated Kafka brokers for the served-ranking log (empty: no log)")
 	fs.StringVar(&c.ServedTopic, "served-topic", eventstream.ServedTopic, "topic of the served-ranking log")
 	fs.IntVar(&c.LogBuffer, "served-log-buffer", 10000, "served rankings buffered for Kafka; beyond it they are dropped and counted")
 	fs.StringVar(&c.ShadowArm, "shadow-arm", "treatment", "the experiment arm whose model scores mirrored (shadow) requests: the candidate under test (an arm the experiment lacks: the user's own arm)")
@@ -155,13 +155,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.Background())
 	defer func() { stopBG(); wg.Wait() }()
-	if len(cfg.Kafka) > 0 {
+	if len(cfg.Kafka.Brokers) > 0 {
+		kc, err := cfg.Kafka.Cluster()
+		if err != nil {
+			return err
+		}
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := eventstream.EnsureTopics(ectx, cfg.Kafka, 3, cfg.ServedTopic); err != nil {
+		if err := eventstream.EnsureTopics(ectx, kc, 3, cfg.ServedTopic); err != nil {
 			logger.Warn("could not check the served-ranking topic; rankings are logged once Kafka has it", "topic", cfg.ServedTopic, "err", err)
 		}
 		cancel()
-		w := eventstream.NewWriter(cfg.Kafka, cfg.ServedTopic)
+		w := eventstream.NewWriter(kc, cfg.ServedTopic)
 		defer w.Close()
 		served = NewServedLog(w, cfg.LogBuffer, logger, srv.Metrics())
 		wg.Go(func() { served.Run(bg) })

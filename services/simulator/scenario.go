@@ -12,6 +12,7 @@ import (
 
 	feedbackv1 "github.com/recsys/recsys/gen/go/recsys/feedback/v1"
 	rankingv1 "github.com/recsys/recsys/gen/go/recsys/ranking/v1"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/experiment"
 	"github.com/recsys/recsys/services/trainer"
 )
@@ -97,7 +98,7 @@ func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) 
 	}
 	fmt.Fprintf(out, "== training %s on the log: retrieval index from the clicks, ranker on the logged feature rows\n", res.Treatment)
 	trained, err := trainer.Train(ctx, trainer.Config{ModelRoot: c.ModelRoot, ModelName: c.ModelName, Version: res.Treatment, FromLog: true,
-		Kafka: c.Kafka, Epochs: epochs, Dim: dim, WorldSeed: c.Sim.WorldSeed, MaxSamples: 2_000_000}, out)
+		Kafka: eventstream.Config{Brokers: c.Kafka}, Epochs: epochs, Dim: dim, WorldSeed: c.Sim.WorldSeed, MaxSamples: 2_000_000}, out)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/recsys/recsys/libs/config"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/dataset"
 	"github.com/recsys/recsys/libs/evaluation"
 	"github.com/recsys/recsys/libs/modelrt"
@@ -47,7 +47,7 @@ type Config struct {
 	Interactions int
 	MovieLens    string
 	FromLog      bool
-	Kafka        config.StringList
+	Kafka        eventstream.Config
 	Threshold    float64
 	Epochs       int
 	Dim          int
@@ -71,8 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Interactions, "world-interactions", 30000, "items the generated world's users choose for themselves (the training data)")
 	fs.StringVar(&c.MovieLens, "movielens", "", "train on a MovieLens folder (u.data + u.item, or ratings.csv + movies.csv)")
 	fs.BoolVar(&c.FromLog, "from-log", false, "train on the platform's logs in Kafka: clicks for retrieval, the ranking.served log joined with clicks for the ranker")
-	c.Kafka = config.StringList{servicemap.DefaultKafka}
-	fs.Var(&c.Kafka, "kafka", "Kafka brokers for -from-log")
+	c.Kafka.RegisterFlags(fs, []string{servicemap.DefaultKafka}, "Kafka brokers for -from-log")
 	fs.Float64Var(&c.Threshold, "click-threshold", 4, "MovieLens: a rating at or above this is relevant (a click)")
 	fs.IntVar(&c.Epochs, "epochs", d.Fit.Train.Epochs, "ranker training epochs")
 	fs.IntVar(&c.Dim, "embedding-dim", d.Dim, "item vector size of the embedding retrieval source")
@@ -131,11 +130,17 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	meta := RankerMetadata(cfg.ModelName, version)
 	var d *evaluation.Data
 	var err error
+	var kc eventstream.Cluster
+	if cfg.FromLog {
+		if kc, err = cfg.Kafka.Cluster(); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case cfg.FromLog && cfg.MovieLens != "":
 		return nil, errors.New("-from-log and -movielens: choose one data source")
 	case cfg.FromLog:
-		d, err = ClicksFromLog(ctx, cfg.Kafka, out)
+		d, err = ClicksFromLog(ctx, kc, out)
 	case cfg.MovieLens != "":
 		d, err = FromMovieLens(cfg.MovieLens, cfg.Threshold, out)
 	default:
@@ -160,7 +165,7 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		// The ranker also learns from exactly the rows serving scored,
 		// each served list a group, beside the candidates it draws itself
 		// (the logged rows alone cover only what the old ranking showed).
-		ex, err := FromLog(ctx, cfg.Kafka, meta, out)
+		ex, err := FromLog(ctx, kc, meta, out)
 		if err != nil {
 			return nil, err
 		}
