@@ -331,17 +331,19 @@ certs: ## a local CA and one mTLS certificate per service, in certs/
 	go run ./libs/certs/cmd/certs -dir certs
 
 .PHONY: deps-up
-deps-up: ## start a real Redis (:6379) and Kafka (:9092) on loopback, as CI does
+deps-up: ## start a real Redis (:6379) and Kafka (:9092) on loopback, as CI does, and their secured twins (TLS+ACL Redis :6380, Kafka SASL_SSL :9094)
 	@mkdir -p .cache/deps
 	redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
 	  --pidfile $(CURDIR)/.cache/deps/redis.pid --dir $(CURDIR)/.cache/deps
-	.ci/kafka/start.sh $(CURDIR)/.cache/deps/kafka 9092
-	@echo "export RECSYS_TEST_REDIS_ADDR=127.0.0.1:6379 RECSYS_TEST_KAFKA_BROKERS=127.0.0.1:9092"
+	.ci/secure/start.sh $(CURDIR)/.cache/deps/secure 6380 9094
+	. $(CURDIR)/.cache/deps/secure/env && .ci/kafka/start.sh $(CURDIR)/.cache/deps/kafka 9092
+	@echo "export RECSYS_TEST_REDIS_ADDR=127.0.0.1:6379 RECSYS_TEST_KAFKA_BROKERS=127.0.0.1:9092; . $(CURDIR)/.cache/deps/secure/env"
 
 .PHONY: deps-down
 deps-down: ## stop what deps-up started
 	-.ci/kafka/stop.sh $(CURDIR)/.cache/deps/kafka
 	-[ -f .cache/deps/redis.pid ] && kill $$(cat .cache/deps/redis.pid)
+	-[ -f .cache/deps/secure/redis-tls.pid ] && kill $$(cat .cache/deps/secure/redis-tls.pid)
 
 .PHONY: clean
 clean: ## remove build outputs and caches (not node_modules)
