@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -90,24 +88,12 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 	}
 	store.UpsertUsers(ctx, []*userfeaturesv1.UserProfile{{UserId: "bench-user", Age: 33}})
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	fsrv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 16 << 20,
-		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := featureservice.NewMetrics(prometheus.NewRegistry())
-	userfeaturesv1.RegisterUserFeatureServiceServer(fsrv.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
-	itemfeaturesv1.RegisterItemFeatureServiceServer(fsrv.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
-	fctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- fsrv.Run(fctx) }()
-	b.Cleanup(func() { stop(); <-done })
-	conn, err := serving.Dial(fsrv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
+	logger := testenv.DiscardLogger()
+	fsrv := testenv.Serve(b, func(s *serving.Server) {
+		m := featureservice.NewMetrics(prometheus.NewRegistry())
+		userfeaturesv1.RegisterUserFeatureServiceServer(s.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
+		itemfeaturesv1.RegisterItemFeatureServiceServer(s.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
+	}, benchLimits)
 
 	root := b.TempDir()
 	w := make([]float32, len(benchFeatures))
@@ -119,9 +105,9 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{n},
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
 	reg.Scan()
-	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(conn), itemfeaturesv1.NewItemFeatureServiceClient(conn), reg,
+	r := NewRanker(userfeaturesv1.NewUserFeatureServiceClient(fsrv.Conn), itemfeaturesv1.NewItemFeatureServiceClient(fsrv.Conn), reg,
 		experiment.Default(), nil, Options{FeatureTimeout: time.Second, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
-	return &benchRig{r: r, store: store, reg: reg, root: root, ids: ids, trips: &trips, health: healthpb.NewHealthClient(conn)}
+	return &benchRig{r: r, store: store, reg: reg, root: root, ids: ids, trips: &trips, health: healthpb.NewHealthClient(fsrv.Conn)}
 }
 
 func quantile(d []time.Duration, p float64) float64 {
@@ -373,23 +359,14 @@ func (rig *benchRig) publishShipped(b *testing.B, version string, indexed bool) 
 	return filepath.Join(dir, "model.onnx")
 }
 
+// benchLimits gives the bench servers room for the 10k-item rig: 10,000
+// candidates in one Rank, their features in one read. The benches have
+// always run with 16 MiB; kept so their numbers stay comparable.
+func benchLimits(c *serving.Config) { c.MaxRequestBytes = 16 << 20 }
+
 // serveRanking serves the rig's ranker on its own gRPC server (the
 // production interceptors) and returns a client of it.
 func (rig *benchRig) serveRanking(b *testing.B) rankingv1.RankingServiceClient {
-	srv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 16 << 20,
-		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rankingv1.RegisterRankingServiceServer(srv.GRPC(), rig.r)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	b.Cleanup(func() { stop(); <-done })
-	conn, err := serving.Dial(srv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	return rankingv1.NewRankingServiceClient(conn)
+	srv := testenv.Serve(b, func(s *serving.Server) { rankingv1.RegisterRankingServiceServer(s.GRPC(), rig.r) }, benchLimits)
+	return rankingv1.NewRankingServiceClient(srv.Conn)
 }

@@ -3,8 +3,6 @@ package ranking
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"testing"
@@ -62,34 +60,25 @@ func newFaultRig(t *testing.T) *faultRig {
 		t.Fatal(err)
 	}
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	fsrv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4 << 20,
-		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: 50 * time.Millisecond}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := featureservice.NewMetrics(prometheus.NewRegistry())
-	userfeaturesv1.RegisterUserFeatureServiceServer(fsrv.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
-	itemfeaturesv1.RegisterItemFeatureServiceServer(fsrv.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
-	fsrv.AddCheck("redis", store.Ping)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fsrv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	conn, err := serving.Dial(fsrv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	logger := testenv.DiscardLogger()
+	fsrv := testenv.Serve(t, func(s *serving.Server) {
+		m := featureservice.NewMetrics(prometheus.NewRegistry())
+		userfeaturesv1.RegisterUserFeatureServiceServer(s.GRPC(), &featureservice.UserServer{Store: store, Metrics: m})
+		itemfeaturesv1.RegisterItemFeatureServiceServer(s.GRPC(), &featureservice.ItemServer{Store: store, Metrics: m})
+		s.AddCheck("redis", store.Ping)
+	}, func(c *serving.Config) {
+		// waitReady polls /readyz for the outage and the recovery.
+		c.ReadyInterval = 50 * time.Millisecond
+	})
 
 	root := t.TempDir()
 	publish(t, root, "v1", model)
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{1},
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, nil, logger, prometheus.NewRegistry())
 	reg.Scan()
-	users := userfeaturesv1.NewUserFeatureServiceClient(conn)
-	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(conn), reg, experiment.Default(), nil, Options{FeatureTimeout: faultFeatureTimeout, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
-	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: "http://" + fsrv.HTTPAddr().String() + "/readyz", ids: ids, store: store}
+	users := userfeaturesv1.NewUserFeatureServiceClient(fsrv.Conn)
+	r := NewRanker(users, itemfeaturesv1.NewItemFeatureServiceClient(fsrv.Conn), reg, experiment.Default(), nil, Options{FeatureTimeout: faultFeatureTimeout, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
+	return &faultRig{proxy: proxy, ranker: r, users: users, readyz: fsrv.URL("/readyz"), ids: ids, store: store}
 }
 
 func (f *faultRig) waitReady(t *testing.T, want int) {

@@ -3,8 +3,6 @@ package ranking
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -30,6 +28,7 @@ import (
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
 // fakeFeatures serves fixed features; down makes every call fail.
@@ -152,31 +151,19 @@ func start(t testing.TB, exp *experiment.Config) *rig {
 	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
 		t.Skipf("no ONNX Runtime: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4 << 20,
-		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logger := testenv.DiscardLogger()
 	root := t.TempDir()
 	reg := modelrt.NewRegistry(modelrt.RegistryConfig{Root: root, Name: "ctr", Warmup: []int{1, 10},
 		Session: modelrt.SessionOptions{Provider: modelrt.CPU, IntraOpThreads: 1}, Interval: time.Hour}, exp.Versions, logger, prometheus.NewRegistry())
 	f := world()
 	r := NewRanker(f, f, reg, exp, nil, Options{FeatureTimeout: 200 * time.Millisecond, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
-	rankingv1.RegisterRankingServiceServer(srv.GRPC(), r)
-	rankingv1.RegisterInferenceServiceServer(srv.GRPC(), r)
-	rankingv1.RegisterModelServiceServer(srv.GRPC(), r)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	conn, err := serving.Dial(srv.GRPCAddr().String(), serving.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &rig{client: rankingv1.NewRankingServiceClient(conn), infer: rankingv1.NewInferenceServiceClient(conn),
-		models: rankingv1.NewModelServiceClient(conn), reg: reg, root: root, fake: f}
+	srv := testenv.Serve(t, func(s *serving.Server) {
+		rankingv1.RegisterRankingServiceServer(s.GRPC(), r)
+		rankingv1.RegisterInferenceServiceServer(s.GRPC(), r)
+		rankingv1.RegisterModelServiceServer(s.GRPC(), r)
+	})
+	return &rig{client: rankingv1.NewRankingServiceClient(srv.Conn), infer: rankingv1.NewInferenceServiceClient(srv.Conn),
+		models: rankingv1.NewModelServiceClient(srv.Conn), reg: reg, root: root, fake: f}
 }
 
 var testCandidates = []string{"i0", "i1", "i2", "i3", "i4"}

@@ -3,8 +3,6 @@ package ranking
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/serving"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
 // trafficRig is a ranking server as Run wires it (the trafficRanker in
@@ -38,12 +37,7 @@ func startTraffic(t *testing.T, exp *experiment.Config, shadowArm string) *traff
 	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
 		t.Skipf("no ONNX Runtime: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := serving.New(serving.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", MaxRequestBytes: 4 << 20,
-		MaxConcurrentStreams: 100, ShutdownTimeout: time.Second, ReadyInterval: time.Second}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logger := testenv.DiscardLogger()
 	root := t.TempDir()
 	publish(t, root, "v1", model)
 	// The candidate scores every item differently from v1.
@@ -56,11 +50,9 @@ func startTraffic(t *testing.T, exp *experiment.Config, shadowArm string) *traff
 	f := world()
 	r := NewRanker(f, f, reg, exp, served, Options{FeatureTimeout: 200 * time.Millisecond, Quotas: retrieval.DefaultQuotas()}, logger, prometheus.NewRegistry())
 	tr := newTrafficRanker(r, shadowArm, prometheus.NewRegistry())
-	rankingv1.RegisterRankingServiceServer(srv.GRPC(), tr)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := testenv.Serve(t, func(s *serving.Server) { rankingv1.RegisterRankingServiceServer(s.GRPC(), tr) })
+	// Its own connections, not srv.Conn: the rig's point is the authority
+	// each one sends.
 	dial := func(authority string) rankingv1.RankingServiceClient {
 		conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority))
 		if err != nil {
