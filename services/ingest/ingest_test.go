@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -97,6 +99,39 @@ func TestIngestMovieLens100K(t *testing.T) {
 	if again.Duplicates != 100_000+clicks {
 		t.Errorf("re-run: %d duplicates, want %d (every event)", again.Duplicates, 100_000+clicks)
 	}
+}
+
+// TestIngestEmbeddedDefaults loads MovieLens ratings into the embedded
+// store that make run starts, with every flag at its default but the
+// files: the load a new user tries first must not time out. (Each batch
+// of the default size is one pipeline of ~800 script calls, which the
+// embedded server took over the old fixed 1 s read timeout to answer; the
+// size of the file only multiplies the batches. A 100k-rating file takes
+// about 2 minutes here: the embedded server starts a Lua state per
+// script call.)
+func TestIngestEmbeddedDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 10k ratings into the embedded store")
+	}
+	const ratings = 10_000
+	env := testenv.NewEmbeddedRedis(t)
+	dir, _ := writeML100K(t, 943, 1682, ratings)
+	var cfg Config
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-redis", env.Addr, "-users", filepath.Join(dir, "u.user"), "-items", filepath.Join(dir, "u.item"), "-ratings", filepath.Join(dir, "u.data")}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("ingest with default flags into the embedded store: %v\n%s", err, out.String())
+	}
+	if sum.Ratings != ratings {
+		t.Errorf("loaded %d ratings, want %d", sum.Ratings, ratings)
+	}
+	t.Logf("%d ratings into the embedded store in %s", ratings, time.Since(start).Round(time.Millisecond))
 }
 
 func TestIngestBadRows(t *testing.T) {
