@@ -160,3 +160,25 @@ func TestJSONMatchesTheSchema(t *testing.T) {
 		t.Errorf("arm with guardrails: %v, want latencyP99 \"0s\" and impressions \"0\"", got.Arms[1])
 	}
 }
+
+// TestManyViolationsStayReadable: a request breaking one rule a thousand
+// times gets a message naming the first few and counting the rest, and a
+// detail that lists every one for programs.
+func TestManyViolationsStayReadable(t *testing.T) {
+	ts := startServer(t, nil)
+	bad := events(make([]string, 200)...) // 200 events without a user id
+	_, err := ts.client(t, serving.ClientConfig{}).RecordEvents(context.Background(), bad)
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "events[0].user_id") || !strings.Contains(st.Message(), "more") || len(st.Message()) > 1000 {
+		t.Errorf("RecordEvents(200 bad events) = %v %q (%d bytes), want InvalidArgument naming events[0].user_id and counting the rest, under 1000 bytes", st.Code(), st.Message(), len(st.Message()))
+	}
+	n := 0
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			n += len(br.GetFieldViolations())
+		}
+	}
+	if n < 200 {
+		t.Errorf("BadRequest detail lists %d violations, want every one (at least 200)", n)
+	}
+}

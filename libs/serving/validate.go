@@ -83,8 +83,13 @@ func (rv *requestValidator) check(req any) error {
 	return violationStatus(verr)
 }
 
-// maxQuotedValue bounds the part of a bad value quoted back in an error.
-const maxQuotedValue = 40
+// maxQuotedValue bounds the part of a bad value quoted back in an error,
+// maxNamedViolations the violations its message names (1001 empty ids
+// made a 40 kB message).
+const (
+	maxQuotedValue     = 40
+	maxNamedViolations = 5
+)
 
 func violationStatus(verr *protovalidate.ValidationError) error {
 	parts := make([]string, 0, len(verr.Violations))
@@ -98,6 +103,9 @@ func violationStatus(verr *protovalidate.ValidationError) error {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 			Field: field, Description: msg, Reason: v.Proto.GetRuleId(),
 		})
+		if len(parts) == maxNamedViolations {
+			continue // the detail lists them all; the message stays readable
+		}
 		var b strings.Builder
 		if field != "" {
 			b.WriteString(field)
@@ -109,7 +117,11 @@ func violationStatus(verr *protovalidate.ValidationError) error {
 		b.WriteString(msg)
 		parts = append(parts, b.String())
 	}
-	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
+	msg := "invalid request: " + strings.Join(parts, "; ")
+	if more := len(verr.Violations) - len(parts); more > 0 {
+		msg += fmt.Sprintf("; and %d more", more)
+	}
+	st := status.New(codes.InvalidArgument, msg)
 	if withDetails, err := st.WithDetails(br); err == nil {
 		st = withDetails
 	}
