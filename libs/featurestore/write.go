@@ -185,21 +185,40 @@ if part == 'entity' then entity() elseif part == 'trending' then trending() else
 return 1
 `)
 
-// applyEvent applies every part of an event at once, with one marker: on a
-// single Redis one call per event instead of one per part, which roughly
-// halves the Redis time per event. KEYS[1] and ARGV[1] are the marker and
-// its TTL; then the item, the user, trending and (when ARGV goes on) the
-// experiment, as their functions in luaApply take them.
-var applyEvent = redis.NewScript(luaApply + `
-if not fresh() then return 0 end
-entity()
-entity()
-trending()
-if ai < #ARGV then experiment() end
-return 1
+// applyEvents applies several whole events in one call on a single Redis
+// (where every key may go in one script), each event's parts at once with
+// one marker: the item, the user, trending and, when it has one, the
+// experiment part. A call costs the server a script invocation (the
+// embedded server starts a Lua state for each), so this is many times
+// faster than one call per part. ARGV[1] is the number of events; each
+// event then begins with the number of its KEYS and ARGV entries (so a
+// duplicate's can be skipped) and whether it has an experiment part ("1"
+// or "0"), followed by its marker, the marker's TTL, and its parts' keys
+// and args as their functions in luaApply take them. Returns 1 (applied)
+// or 0 (duplicate) per event.
+var applyEvents = redis.NewScript(luaApply + `
+local res = {}
+for e = 1, tonumber(arg()) do
+  local nk, na, exp = tonumber(arg()), tonumber(arg()), arg()
+  local k0, a0 = ki, ai
+  res[e] = 0
+  if fresh() then
+    entity()
+    entity()
+    trending()
+    if exp == '1' then experiment() end
+    res[e] = 1
+  end
+  ki, ai = k0 + nk, a0 + na
+end
+return res
 `)
 
-var scripts = []*redis.Script{replaceFields, applyPart, applyEvent}
+// eventsPerCall bounds the events of one applyEvents call: Redis runs a
+// script alone, so a long one would hold up every read behind it.
+const eventsPerCall = 32
+
+var scripts = []*redis.Script{replaceFields, applyPart, applyEvents}
 
 const (
 	maxIDBytes  = 256
@@ -387,21 +406,14 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		return ApplyResult{}, err
 	}
 	ttl := int64(DedupWindow.Seconds())
-	calls := make([]int, len(events)) // script calls per event
-	oneNode := s.oneNode()
+	if s.oneNode() {
+		return s.applyWhole(ctx, k, events, cats, pre, ttl)
+	}
+	// Redis Cluster: one call per part, its keys in one slot.
+	calls := make([]int, len(events))
 	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
 		for i, e := range events {
 			parts := eventParts(k, e, cats[e.ItemID], pre[e.UserID])
-			if oneNode {
-				// One marker for the whole event: the user part's.
-				keys, args := []string{parts[1].marker}, []any{ttl}
-				for _, pt := range parts {
-					keys, args = append(keys, pt.keys...), append(args, pt.args...)
-				}
-				applyEvent.EvalSha(ctx, p, keys, args...)
-				calls[i] = 1
-				continue
-			}
 			for _, pt := range parts {
 				applyPart.EvalSha(ctx, p, append([]string{pt.marker}, pt.keys...), append([]any{ttl, pt.name}, pt.args...)...)
 			}
@@ -412,18 +424,61 @@ func (s *Store) ApplyEvents(ctx context.Context, events []Event) (ApplyResult, e
 		return ApplyResult{}, fmt.Errorf("apply %d events: %w", len(events), err)
 	}
 	var res ApplyResult
-	for i := range events {
+	for _, n := range calls {
 		fresh := false
-		for _, c := range cmds[:calls[i]] {
-			if n, _ := c.(*redis.Cmd).Int(); n == 1 {
+		for _, c := range cmds[:n] {
+			if v, _ := c.(*redis.Cmd).Int(); v == 1 {
 				fresh = true
 			}
 		}
-		cmds = cmds[calls[i]:]
-		if fresh {
-			res.Applied++
-		} else {
-			res.Duplicates++
+		cmds = cmds[n:]
+		res.count(fresh)
+	}
+	return res, nil
+}
+
+func (r *ApplyResult) count(fresh bool) {
+	if fresh {
+		r.Applied++
+	} else {
+		r.Duplicates++
+	}
+}
+
+// applyWhole applies events on a single Redis: each whole event with one
+// marker (the user part's), up to eventsPerCall events a script call.
+func (s *Store) applyWhole(ctx context.Context, k keyspace, events []Event, cats map[string][]string, pre map[string]preCounts, ttl int64) (ApplyResult, error) {
+	cmds, err := s.runScripts(ctx, func(p redis.Pipeliner) {
+		for lo := 0; lo < len(events); lo += eventsPerCall {
+			batch := events[lo:min(lo+eventsPerCall, len(events))]
+			var keys []string
+			args := []any{len(batch)}
+			for _, e := range batch {
+				parts := eventParts(k, e, cats[e.ItemID], pre[e.UserID])
+				ek, ea := []string{parts[1].marker}, []any{ttl}
+				for _, pt := range parts {
+					ek, ea = append(ek, pt.keys...), append(ea, pt.args...)
+				}
+				exp := "0"
+				if len(parts) > 3 {
+					exp = "1"
+				}
+				keys, args = append(keys, ek...), append(append(args, len(ek), len(ea), exp), ea...)
+			}
+			applyEvents.EvalSha(ctx, p, keys, args...)
+		}
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply %d events: %w", len(events), err)
+	}
+	var res ApplyResult
+	for _, c := range cmds {
+		got, err := c.(*redis.Cmd).Int64Slice()
+		if err != nil {
+			return ApplyResult{}, fmt.Errorf("apply %d events: %w", len(events), err)
+		}
+		for _, v := range got {
+			res.count(v == 1)
 		}
 	}
 	return res, nil
@@ -438,7 +493,7 @@ type part struct {
 	args   []any
 }
 
-// eventParts splits an event into the parts applyEvent takes, in its
+// eventParts splits an event into the parts applyEvents takes, in its
 // order: the item, the user, trending, and the experiment when there is
 // one. cats are the item's categories; pre the user's counters before the
 // batch (preExposure), for an experiment event.
