@@ -58,7 +58,7 @@ type Ranker struct {
 	opts           Options
 	logger         *slog.Logger
 	m              *metrics
-	buffers        sync.Pool // *[]float32 feature rows
+	buffers        sync.Pool // *[]float32: feature rows, scores
 	// lastGood is the last trending candidate list read whole: Recommend
 	// answers from it when retrieval cannot (its reads missed their
 	// deadline) rather than with nothing.
@@ -122,6 +122,14 @@ func NewRanker(users userfeaturesv1.UserFeatureServiceClient, items itemfeatures
 		cache: newItemCache(items, opts.ItemCacheTTL, opts.ItemAttributesTTL, max(opts.ItemCacheSize, 1), reg)}
 	r.exp.Store(exp)
 	return r
+}
+
+// buffer is a float buffer from the pool; put it back when done.
+func (r *Ranker) buffer() *[]float32 {
+	if b, ok := r.buffers.Get().(*[]float32); ok {
+		return b
+	}
+	return new([]float32)
 }
 
 // Experiment is the experiment requests are assigned in now.
@@ -288,35 +296,28 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 		r.logger.Warn("ranking with default features", "user_err", userErr, "item_err", itemErr)
 	}
 
-	buf := r.buffers.Get()
-	if buf == nil {
-		buf = new([]float32)
-	}
-	rowsBuf := buf.(*[]float32)
-	// A logged ranking keeps its rows for the feature log: the buffer then
-	// goes with the record instead of back to the pool (no copy).
-	logged := false
-	defer func() {
-		if !logged {
-			r.buffers.Put(rowsBuf)
-		}
-	}()
+	// The rows and scores of ~350 candidates are pooled: the feature log
+	// keeps copies of the few rows returned.
+	rowsBuf, scoresBuf := r.buffer(), r.buffer()
+	defer r.buffers.Put(rowsBuf)
+	defer r.buffers.Put(scoresBuf)
 	*rowsBuf = v.Meta.Rows(userID, user, ids, items, signals, *rowsBuf)
-	scores, err := v.Score(*rowsBuf, nil)
+	scores, err := v.Score(*rowsBuf, (*scoresBuf)[:0])
 	if errors.Is(err, modelrt.ErrUnloaded) {
 		// Swapped out between pick and run: take the registry's choice again.
 		if v, err = r.model(a); err == nil && v != nil {
 			*rowsBuf = v.Meta.Rows(userID, user, ids, items, signals, *rowsBuf)
-			scores, err = v.Score(*rowsBuf, nil)
+			scores, err = v.Score(*rowsBuf, (*scoresBuf)[:0])
 		}
 	}
+	*scoresBuf = scores
 	if err != nil || v == nil {
 		r.logger.Error("model failed; answering in trending order", "err", err)
 		return r.trendingOrder(ctx, ids, out)
 	}
 	out.version, out.meta = v.Version, v.Meta
 	width := len(v.Meta.Features)
-	logged = !a.shadow && r.served != nil
+	logged := !a.shadow && r.served != nil
 	// Order by score, then make answer items of the first keep only: a
 	// Recommend returns 10 of its ~350 candidates.
 	order := make([]int32, len(ids))
@@ -328,8 +329,10 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 		keep = len(order)
 	}
 	out.items = make([]*rankingv1.ScoredItem, keep)
+	var kept []float32
 	if logged {
 		out.rows = make(map[string][]float32, keep)
+		kept = make([]float32, keep*width)
 	}
 	for pos, i := range order[:keep] {
 		id := ids[i]
@@ -340,7 +343,9 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 		}
 		out.items[pos] = it
 		if logged {
-			out.rows[id] = (*rowsBuf)[int(i)*width : (int(i)+1)*width]
+			row := kept[pos*width : (pos+1)*width]
+			copy(row, (*rowsBuf)[int(i)*width:])
+			out.rows[id] = row
 		}
 	}
 	return out
