@@ -2,7 +2,10 @@
 // TestBrowser: headless Chromium (the system's, never a downloaded one)
 // loads the page, sees recommendations, clicks one, sees the user's
 // affinity for that item's category grow, sees the experiment panel, and
-// saves a screenshot. Usage: node browser.mjs URL SCREENSHOT
+// saves a screenshot. It also checks the page's security headers (a strict
+// Content-Security-Policy, nosniff, a referrer policy) and that the browser
+// reported no CSP violation all along (securitypolicyviolation events and
+// "Refused to ..." console errors). Usage: node browser.mjs URL SCREENSHOT
 import { chromium } from "playwright-core";
 
 const [url, shot] = process.argv.slice(2);
@@ -13,9 +16,31 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on("console", (m) => { if (m.type() === "error") console.error("page:", m.text()); });
+  const violations = [];
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    console.error("page:", m.text());
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  // Runs before the page's own scripts (injected by the browser, so the
+  // CSP does not apply to it): collects every violation the page reports.
+  await page.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
+  });
   // A visitor the simulated users never are, so the click is the first.
-  await page.goto(url + "/?user=e2e-visitor");
+  const resp = await page.goto(url + "/?user=e2e-visitor");
+  const headers = resp.headers();
+  const csp = headers["content-security-policy"] || "";
+  for (const directive of ["default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'"]) {
+    if (!csp.includes(directive)) throw new Error(`Content-Security-Policy ${JSON.stringify(csp)} lacks ${directive}`);
+  }
+  if (/unsafe-inline|unsafe-eval/.test(csp)) throw new Error(`Content-Security-Policy allows unsafe code: ${csp}`);
+  if (headers["x-content-type-options"] !== "nosniff") throw new Error(`X-Content-Type-Options = ${headers["x-content-type-options"]}, want nosniff`);
+  if (!["no-referrer", "strict-origin", "strict-origin-when-cross-origin"].includes(headers["referrer-policy"])) {
+    throw new Error(`Referrer-Policy = ${headers["referrer-policy"]}, want no-referrer or strict-origin`);
+  }
   await page.waitForSelector("#recs li[data-item]", { timeout: 30000 });
   const meta = await page.textContent("#recs-meta");
   if (!/model v/.test(meta)) throw new Error(`recommendations without a model version: ${meta}`);
@@ -27,16 +52,20 @@ try {
   const category = await first.$eval(".cat", (e) => e.textContent);
   const clickedAt = Date.now();
   await first.click();
-  await page.waitForFunction(([cat, old]) => {
-    const el = document.querySelector(`#affinity .bar[data-category="${cat}"]`);
-    return el && parseFloat(el.lastElementChild.textContent) > (old[cat] || 0);
-  }, [category, before], { timeout: 30000 }); // generous: the time it took is reported, not asserted
+  // Polled from here, not with page.waitForFunction: that compiles its
+  // predicate inside the page, which the CSP (no 'unsafe-eval') refuses.
+  for (const end = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 200))) { // generous: the time it took is reported, not asserted
+    if (((await weights())[category] || 0) > (before[category] || 0)) break;
+    if (Date.now() > end) throw new Error(`the affinity for ${category} did not grow within 30 s of the click`);
+  }
   const visibleAfter = Date.now() - clickedAt;
 
   await page.waitForSelector("#experiment .arm", { timeout: 15000 });
   await page.waitForSelector("#models tbody tr", { timeout: 15000 });
   await page.screenshot({ path: shot, fullPage: true });
-  console.log(JSON.stringify({ ok: true, category, affinityVisibleAfterMs: visibleAfter, meta }));
+  violations.push(...await page.evaluate(() => window.__cspViolations));
+  if (violations.length) throw new Error(`Content-Security-Policy violations: ${violations.join("; ")}`);
+  console.log(JSON.stringify({ ok: true, category, affinityVisibleAfterMs: visibleAfter, meta, csp }));
 } finally {
   await browser.close();
 }

@@ -115,8 +115,11 @@ async function refreshFeatures() {
       const row = document.createElement("div");
       row.className = "bar";
       row.dataset.category = cat;
-      row.innerHTML = `<span></span><div><div class="fill" style="width:${(100 * w / top).toFixed(1)}%"></div></div><span>${w.toFixed(2)}</span>`;
+      // Sizes are set through the CSSOM, never as style attributes: the
+      // Content-Security-Policy allows no inline styles.
+      row.innerHTML = `<span></span><div><div class="fill"></div></div><span>${w.toFixed(2)}</span>`;
       row.querySelector("span")!.textContent = cat;
+      row.querySelector<HTMLElement>(".fill")!.style.width = `${(100 * w / top).toFixed(1)}%`;
       box.appendChild(row);
     }
     const recent = f["recent_clicks"]?.value.case === "list" ? f["recent_clicks"].value.value.values : [];
@@ -137,36 +140,38 @@ async function refreshExperiment() {
   try {
     const r = await feedback.getExperimentReport({ experimentId });
     box.replaceChildren();
-    const line = (text: string, style = "") => {
+    const line = (text: string, cls = "") => {
       const p = document.createElement("p");
-      p.className = "meta";
+      p.className = cls ? `meta ${cls}` : "meta";
       p.textContent = text;
-      if (style) p.setAttribute("style", style);
       box.appendChild(p);
       return p;
     };
-    const alarm = "color:#8a1c1c;background:#fde8e8;border:1px solid #f3b4b4;border-radius:6px;padding:.3rem .5rem";
+    const alarm = "alarm"; // classes in style.css (no inline styles under the CSP)
     const pct = (x: number, digits = 1) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(digits)}%`;
     const pv = (p: number) => p < 1e-4 ? "< 0.0001" : p.toPrecision(2);
     if (r.srmChecked) {
       line(r.srm ? `Sample-ratio mismatch (p ${pv(r.srmPValue)}): do not trust this report.` : `Split as configured (sample-ratio check p ${pv(r.srmPValue)}).`, r.srm ? alarm : "");
     }
-    for (const w of r.warnings) line(w, "color:#7a4b00;background:#fff6e0;border-radius:6px;padding:.3rem .5rem");
+    for (const w of r.warnings) line(w, "warning");
     const max = Math.max(0.05, ...r.arms.map((a) => a.ctrHigh));
     for (const a of r.arms) {
       const div = document.createElement("div");
       div.className = "arm";
       const bar = (x: number) => `${(100 * x / max).toFixed(1)}%`;
       div.innerHTML = `<strong></strong> <span class="meta"></span>
-        <div class="ci"><div class="range" style="left:${bar(a.ctrLow)};width:${bar(a.ctrHigh - a.ctrLow)}"></div><div class="point" style="left:${bar(a.ctr)}"></div></div>`;
+        <div class="ci"><div class="range"></div><div class="point"></div></div>`;
+      const range = div.querySelector<HTMLElement>(".range")!, point = div.querySelector<HTMLElement>(".point")!;
+      range.style.left = bar(a.ctrLow);
+      range.style.width = bar(a.ctrHigh - a.ctrLow);
+      point.style.left = bar(a.ctr);
       div.querySelector("strong")!.textContent = `${a.arm} (${a.modelVersion})`;
       const share = a.expectedUserShare > 0 ? ` (${(100 * a.userShare).toFixed(1)}% of users, ${(100 * a.expectedUserShare).toFixed(1)}% configured)` : "";
       div.querySelector(".meta")!.textContent = `CTR ${(100 * a.ctr).toFixed(2)}% [${(100 * a.ctrLow).toFixed(2)}, ${(100 * a.ctrHigh).toFixed(2)}] · ${a.uniqueUsers} users${share} · ${a.impressions} impressions · ${a.clicks} clicks`;
-      const sub = (text: string, style = "") => {
+      const sub = (text: string, cls = "") => {
         const p = document.createElement("p");
-        p.className = "meta";
+        p.className = cls ? `meta ${cls}` : "meta";
         p.textContent = text;
-        if (style) p.setAttribute("style", style);
         div.appendChild(p);
       };
       if (a.arm !== r.controlArm) {
