@@ -30,8 +30,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// ReadyInterval is how often readiness checks run.
 	ReadyInterval time.Duration
-	// TLS, when its files are set, turns on mutual TLS on the gRPC port.
+	// TLS, when its files are set, turns on mutual TLS on the gRPC port
+	// and HTTPS on the HTTP port (with the same certificate; API calls
+	// there need a client certificate unless PublicHTTP).
 	TLS TLSFiles
+	// PublicHTTP marks the HTTP port as a public edge that browsers call:
+	// under TLS its API paths need no client certificate. Set by the
+	// binary (the web edge), not by a flag.
+	PublicHTTP bool
 	// RateLimit is the requests per second one client may make (0: no
 	// limit); RateBurst how many it may make at once.
 	RateLimit float64

@@ -55,7 +55,7 @@ func (s *Server) handler() http.Handler {
 			rest.ServeHTTP(w, r)
 		})
 	}
-	return s.limitBody(mux)
+	return s.requireTLS(s.limitBody(mux))
 }
 
 // limitBody refuses bodies over the request limit with 413 and a JSON

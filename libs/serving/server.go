@@ -281,6 +281,17 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	// With TLS the HTTP port speaks HTTPS too (plaintext reaches only the
+	// operational endpoints: requireTLS).
+	httpLis := s.httpLis
+	if s.cfg.TLS.Enabled() {
+		tc, err := s.httpsConfig()
+		if err != nil {
+			return fmt.Errorf("HTTPS: %w", err)
+		}
+		httpSrv.TLSConfig = tc
+		httpLis = newSniffListener(s.httpLis, tc)
+	}
 	s.runChecks(ctx)
 	s.logger.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String(), "mtls", s.cfg.TLS.Enabled())
 
@@ -293,7 +304,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { errc <- serveErr("gRPC", s.grpc.Serve(s.grpcLis)) })
 	wg.Go(func() { errc <- serveErr("in-process gRPC", s.grpc.Serve(s.local)) })
-	wg.Go(func() { errc <- serveErr("HTTP", httpSrv.Serve(s.httpLis)) })
+	wg.Go(func() { errc <- serveErr("HTTP", httpSrv.Serve(httpLis)) })
 	checksDone := make(chan struct{})
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	go func() {

@@ -3,6 +3,7 @@ package serving_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -280,14 +281,44 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 
-	// REST goes through the same mTLS-protected server in memory.
-	resp, err := http.Post(ts.URL("/v1/events"), "application/json", strings.NewReader(`{"events":[{"eventId":"e","type":"EVENT_TYPE_CLICK","userId":"u1","itemId":"i"}]}`))
+	// The HTTP port speaks HTTPS with the same certificate, and REST needs
+	// a client certificate of the CA too (then it goes through the same
+	// mTLS-protected server in memory); plaintext is refused.
+	withCert, err := certs.ClientConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ranking.pem"), filepath.Join(dir, "ranking-key.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("REST with mTLS on = HTTP %d, want 200", resp.StatusCode)
+	caOnly, err := certs.ClientConfig(filepath.Join(dir, "ca.pem"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsURL := strings.Replace(ts.URL("/v1/events"), "http://", "https://", 1)
+	for _, tc := range []struct {
+		name string
+		url  string
+		tls  *tls.Config
+		want int
+	}{
+		{"HTTPS with a client certificate", httpsURL, withCert, http.StatusOK},
+		{"HTTPS without a client certificate", httpsURL, caOnly, http.StatusUnauthorized},
+		{"plaintext", ts.URL("/v1/events"), nil, http.StatusForbidden},
+	} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc.tls}, Timeout: 5 * time.Second}
+		resp, err := c.Post(tc.url, "application/json", strings.NewReader(`{"events":[{"eventId":"e","type":"EVENT_TYPE_CLICK","userId":"u1","itemId":"i"}]}`))
+		if err != nil {
+			t.Errorf("REST %s: %v", tc.name, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("REST %s with mTLS on = HTTP %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+	// Probes and scrapers without certificates still reach health.
+	if resp, err := http.Get(ts.URL("/livez")); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /livez over plaintext with mTLS on = %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

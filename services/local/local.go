@@ -22,8 +22,8 @@ import (
 
 	"github.com/recsys/recsys/libs/certs"
 	"github.com/recsys/recsys/libs/config"
-	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/embedded"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/featurestore"
 	"github.com/recsys/recsys/libs/servicemap"
 	"github.com/recsys/recsys/libs/serving"
@@ -154,10 +154,14 @@ func useTLS(cfg *Config, dir string) error {
 
 // printEndpoints tells a person where everything is.
 func printEndpoints(w io.Writer, cfg Config) {
-	fmt.Fprintf(w, "\nrecsys is starting:\n  web UI and edge (REST, gRPC-Web)  http://%s\n", dialable(cfg.Web.Serving.HTTPAddr))
+	scheme := "http"
+	if cfg.TLS {
+		scheme = "https" // the HTTP ports speak HTTPS with the run's certificates
+	}
+	fmt.Fprintf(w, "\nrecsys is starting:\n  web UI and edge (REST, gRPC-Web)  %s://%s\n", scheme, dialable(cfg.Web.Serving.HTTPAddr))
 	for _, s := range cfg.services() {
 		if s.name != "web" {
-			fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP http://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.serving.GRPCAddr), dialable(s.serving.HTTPAddr))
+			fmt.Fprintf(w, "  %-15s gRPC %-16s HTTP %s://%s (/metrics, /readyz, /openapi.json)\n", s.name, dialable(s.serving.GRPCAddr), scheme, dialable(s.serving.HTTPAddr))
 		}
 	}
 	fmt.Fprintf(w, "  Redis %s   Kafka %s\n\n", cfg.Redis.Addr, cfg.Kafka.Brokers.String())
@@ -217,7 +221,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err := useTLS(&cfg, cfg.TLSDir); err != nil {
 			return err
 		}
-		logger.Info("mutual TLS on every gRPC hop", "certs", cfg.TLSDir)
+		logger.Info("mutual TLS on every gRPC hop, HTTPS on every HTTP port", "certs", cfg.TLSDir)
 	}
 	cfg.UserFeatures.Redis = cfg.Redis
 	cfg.ItemFeatures.Redis = cfg.Redis

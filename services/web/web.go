@@ -71,6 +71,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	// The edge is what browsers call: under TLS it serves HTTPS without
+	// asking them for a client certificate (the services behind it do).
+	cfg.Serving.PublicHTTP = true
 	srv, err := serving.New(cfg.Serving, logger)
 	if err != nil {
 		return err
@@ -94,6 +97,19 @@ func newEdge(cfg Config) (http.Handler, func(), error) {
 			c()
 		}
 	}
+	// gRPC-Web is passed on to each service's HTTP port: over HTTPS with
+	// the edge's client certificate when the platform runs with TLS.
+	scheme, transport := "http", http.DefaultTransport
+	if cfg.Client.TLS.Enabled() {
+		tc, err := cfg.Client.TLS.ClientConfig(cfg.Client.ServerName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("edge TLS: %w", err)
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = tc
+		t.ForceAttemptHTTP2 = true
+		scheme, transport = "https", t
+	}
 	webProxies := map[string]http.Handler{}
 	for _, u := range upstreams() {
 		up := cfg.Upstreams[string(u.Name)]
@@ -115,7 +131,9 @@ func newEdge(cfg Config) (http.Handler, func(), error) {
 			}
 		}
 		if up.HTTP != "" {
-			webProxies["/"+u.Package+"."] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: up.HTTP})
+			p := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: scheme, Host: up.HTTP})
+			p.Transport = transport
+			webProxies["/"+u.Package+"."] = p
 		}
 	}
 	static, err := fs.Sub(ui, "ui")
