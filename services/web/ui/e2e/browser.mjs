@@ -56,7 +56,10 @@ try {
   // predicate inside the page, which the CSP (no 'unsafe-eval') refuses.
   for (const end = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 200))) { // generous: the time it took is reported, not asserted
     if (((await weights())[category] || 0) > (before[category] || 0)) break;
-    if (Date.now() > end) throw new Error(`the affinity for ${category} did not grow within 30 s of the click`);
+    if (Date.now() > end) {
+      const seen = [...violations, ...await page.evaluate(() => window.__cspViolations)];
+      throw new Error(`the affinity for ${category} did not grow within 30 s of the click (CSP violations so far: ${seen.length ? seen.join("; ") : "none"})`);
+    }
   }
   const visibleAfter = Date.now() - clickedAt;
 
