@@ -31,7 +31,7 @@ kafka_password=$(openssl rand -hex 16)
 # the ACL password), the default user disabled.
 cat >"$DIR/redis-users.acl" <<ACL
 user default off
-user recsys on >$redis_password ~* &* +@all
+user recsys on >$redis_password ~* &* +@all -@dangerous +info
 ACL
 chmod 600 "$DIR/redis-users.acl"
 redis-server --port 0 --tls-port "$REDIS_PORT" --bind 127.0.0.1 \

@@ -49,7 +49,7 @@ func NewSecureRedis(t testing.TB) *SecureRedis {
 	}
 	r := &SecureRedis{CAFile: filepath.Join(dir, "ca.pem"), User: "recsys", Password: randomHex(16), Kind: Process}
 	acl := filepath.Join(dir, "users.acl")
-	if err := os.WriteFile(acl, []byte("user default off\nuser recsys on >"+r.Password+" ~* &* +@all\n"), 0o600); err != nil {
+	if err := os.WriteFile(acl, []byte("user default off\nuser recsys on >"+r.Password+" ~* &* +@all -@dangerous +info\n"), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	port := FreePort(t)
