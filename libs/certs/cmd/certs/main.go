@@ -23,7 +23,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
 	dir := fs.String("dir", "certs", "output folder")
 	valid := fs.Duration("valid", 365*24*time.Hour, "validity of every certificate")
-	services := config.StringList{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web", "trainer", "ingest", "simulator", "local"}
+	services := config.StringList{"userfeatures", "itemfeatures", "ranking", "feedback", "featurecompute", "web", "trainer", "ingest", "simulator", "local", "redis"}
 	fs.Var(&services, "services", "comma-separated service names to issue certificates for")
 	if err := fs.Parse(args); err != nil {
 		return err
