@@ -36,9 +36,11 @@ func Columns(sets []*featurev1.FeatureSet) *featurev1.FeatureColumns {
 		fs := s.GetFeatures()
 		for name, c := range numbers {
 			c.Values[i] = fs[name].GetNumber()
+			c.Missing = markMissing(c.Missing, i, n, fs[name])
 		}
 		for name, c := range texts {
 			c.Values[i] = fs[name].GetText()
+			c.Missing = markMissing(c.Missing, i, n, fs[name])
 		}
 		for name, c := range lists {
 			l := fs[name].GetList()
@@ -46,6 +48,7 @@ func Columns(sets []*featurev1.FeatureSet) *featurev1.FeatureColumns {
 				l = &featurev1.StringList{}
 			}
 			c.Values[i] = l
+			c.Missing = markMissing(c.Missing, i, n, fs[name])
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(numbers)) {
@@ -60,8 +63,21 @@ func Columns(sets []*featurev1.FeatureSet) *featurev1.FeatureColumns {
 	return out
 }
 
-// Sets is the inverse of Columns: one FeatureSet per entity. Features
-// come without their age, which columns do not carry.
+// markMissing records that entity i's value f is a default in a column's
+// missing flags, made (n long) at the first such value.
+func markMissing(flags []bool, i, n int, f *featurev1.Feature) []bool {
+	if f == nil || f.GetMissing() {
+		if flags == nil {
+			flags = make([]bool, n)
+		}
+		flags[i] = true
+	}
+	return flags
+}
+
+// Sets is the inverse of Columns: one FeatureSet per entity, with each
+// value's missing flag. Features come without their age, which columns do
+// not carry.
 func Sets(c *featurev1.FeatureColumns) []*featurev1.FeatureSet {
 	n := len(c.GetEntityIds())
 	width := len(c.GetNumbers()) + len(c.GetTexts()) + len(c.GetLists())
@@ -77,21 +93,21 @@ func Sets(c *featurev1.FeatureColumns) []*featurev1.FeatureSet {
 		for j, col := range c.GetNumbers() {
 			v := &numbers[i*len(c.GetNumbers())+j]
 			v.Number = at(col.GetValues(), i)
-			values[k].Value = v
+			values[k].Value, values[k].Missing = v, at(col.GetMissing(), i)
 			fs[col.GetName()] = &values[k]
 			k++
 		}
 		for j, col := range c.GetTexts() {
 			v := &texts[i*len(c.GetTexts())+j]
 			v.Text = at(col.GetValues(), i)
-			values[k].Value = v
+			values[k].Value, values[k].Missing = v, at(col.GetMissing(), i)
 			fs[col.GetName()] = &values[k]
 			k++
 		}
 		for j, col := range c.GetLists() {
 			v := &lists[i*len(c.GetLists())+j]
 			v.List = at(col.GetValues(), i)
-			values[k].Value = v
+			values[k].Value, values[k].Missing = v, at(col.GetMissing(), i)
 			fs[col.GetName()] = &values[k]
 			k++
 		}

@@ -21,6 +21,9 @@ func TestColumnsRoundTrip(t *testing.T) {
 		}}
 	}
 	sets := []*featurev1.FeatureSet{set("a", false, 3, "A", "Drama", "Comedy"), set("b", true, 0, ""), set("c", false, 1.5, "C", "Action")}
+	for _, f := range sets[1].GetFeatures() { // b has nothing stored: defaults
+		f.Missing = true
+	}
 	cols := Columns(sets)
 	if len(cols.GetNumbers()) != 2 || cols.GetNumbers()[0].GetName() != "clicks_7d" || len(cols.GetTexts()) != 1 || len(cols.GetLists()) != 1 {
 		t.Fatalf("Columns = %v, want 2 number columns (sorted), 1 text, 1 list", cols)

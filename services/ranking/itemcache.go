@@ -26,9 +26,9 @@ import (
 // An entry's real-time features are re-read when older than ttl (the
 // freshness budget bounds it), by the first request that finds them stale
 // while the others go on with the entry they have; its attributes (title,
-// categories, year) only every attrTTL, and at once when the item service
-// reports another feature generation (a rebuild switched over), which
-// empties the cache. At most max entries are kept; past that, arbitrary
+// categories, year) only every attrTTL (every ttl while they are not
+// stored yet), and at once when the item service reports another feature
+// generation (a rebuild switched over), which empties the cache. At most max entries are kept; past that, arbitrary
 // ones are evicted. Features a request needs that an entry lacks (a newly
 // loaded model reads more) are a miss.
 //
@@ -51,7 +51,7 @@ type itemCache struct {
 type itemEntry struct {
 	set        *featurev1.FeatureSet
 	fetched    time.Time // its real-time features
-	attrsAt    time.Time // its attributes
+	attrsUntil time.Time // when its attributes are to be read again
 	refreshing bool      // a request is re-reading it
 }
 
@@ -114,7 +114,7 @@ func (c *itemCache) get(ctx context.Context, ids, names []string) ([]*featurev1.
 	for i, id := range ids {
 		e := c.entries[id]
 		switch {
-		case e == nil || !hasAll(e.set, names) || (len(attrs) > 0 && now.Sub(e.attrsAt) >= c.attrTTL):
+		case e == nil || !hasAll(e.set, names) || (len(attrs) > 0 && !now.Before(e.attrsUntil)):
 			missing = append(missing, i)
 		case len(live) > 0 && now.Sub(e.fetched) >= c.ttl && !e.refreshing:
 			e.refreshing = true
@@ -182,9 +182,14 @@ func (c *itemCache) fill(ctx context.Context, ids []string, at []int, names []st
 		c.generation = readGen
 	}
 	for k, i := range at {
-		e := &itemEntry{set: sets[k], fetched: now, attrsAt: now}
+		e := &itemEntry{set: sets[k], fetched: now, attrsUntil: now.Add(c.attrTTL)}
+		if missingAttributes(sets[k]) {
+			// Not loaded yet (the item is new, or its load is under way):
+			// look again as soon as real-time features would be.
+			e.attrsUntil = now.Add(c.ttl)
+		}
 		if old := c.entries[ids[i]]; !whole && old != nil && readGen == gen {
-			e.set, e.attrsAt = merged(old.set, sets[k]), old.attrsAt
+			e.set, e.attrsUntil = merged(old.set, sets[k]), old.attrsUntil
 		}
 		out[i] = e.set
 		if _, ok := c.entries[ids[i]]; !ok && len(c.entries) >= c.max {
@@ -240,6 +245,20 @@ func (c *itemCache) read(ctx context.Context, ids, names []string) ([]*featurev1
 		}
 	}
 	return sets, gens[0], nil
+}
+
+// missingAttributes reports whether set lacks a stored attribute it
+// carries (the store answered the default).
+func missingAttributes(set *featurev1.FeatureSet) bool {
+	if set.GetMissing() {
+		return true
+	}
+	for name, f := range set.GetFeatures() {
+		if f.GetMissing() && attribute(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasAll reports whether set carries every feature of names.

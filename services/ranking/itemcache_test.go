@@ -46,8 +46,8 @@ func (s *itemSource) GetItemFeatures(_ context.Context, in *itemfeaturesv1.GetIt
 		fs := map[string]*featurev1.Feature{}
 		for _, n := range in.GetFeatureNames() {
 			switch n {
-			case "title":
-				fs[n] = &featurev1.Feature{Value: &featurev1.Feature_Text{Text: s.title + " " + id}}
+			case "title": // no title: not loaded yet
+				fs[n] = &featurev1.Feature{Value: &featurev1.Feature_Text{Text: s.title + " " + id}, Missing: s.title == ""}
 			case "clicks_7d":
 				fs[n] = num(s.clicks)
 			}
@@ -132,6 +132,21 @@ func TestItemCacheFreshness(t *testing.T) {
 	getOne(t, c, "a", "title")
 	if after, _, _ := src.counts(); after != before {
 		t.Errorf("reading attributes alone read the item service (%d reads, want %d)", after, before)
+	}
+}
+
+// TestItemCacheNotLoadedYet: an item read before its attributes were
+// loaded is read again after the TTL, not after the attributes' hour.
+func TestItemCacheNotLoadedYet(t *testing.T) {
+	src := &itemSource{}
+	c, clock := newTestCache(src, 500*time.Millisecond, 100)
+	if f := getOne(t, c, "a", "title").GetFeatures()["title"]; !f.GetMissing() {
+		t.Fatalf("title = %v, want missing", f)
+	}
+	src.set("loaded", 0, "")
+	clock.advance(500 * time.Millisecond)
+	if title := getOne(t, c, "a", "title").GetFeatures()["title"].GetText(); title != "loaded a" {
+		t.Errorf("one TTL after the load: title %q, want %q", title, "loaded a")
 	}
 }
 

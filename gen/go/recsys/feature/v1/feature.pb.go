@@ -411,7 +411,10 @@ type NumberColumn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// One per entity, in FeatureColumns.entity_ids order.
-	Values        []float64 `protobuf:"fixed64,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	Values []float64 `protobuf:"fixed64,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	// Per entity, when any value is a default (nothing stored); empty when
+	// none is.
+	Missing       []bool `protobuf:"varint,3,rep,packed,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,12 +463,22 @@ func (x *NumberColumn) GetValues() []float64 {
 	return nil
 }
 
+func (x *NumberColumn) GetMissing() []bool {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
 // TextColumn is one text feature of every entity of a FeatureColumns.
 type TextColumn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// One per entity, in FeatureColumns.entity_ids order.
-	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	Values []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	// Per entity, when any value is a default (nothing stored); empty when
+	// none is.
+	Missing       []bool `protobuf:"varint,3,rep,packed,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,12 +527,22 @@ func (x *TextColumn) GetValues() []string {
 	return nil
 }
 
+func (x *TextColumn) GetMissing() []bool {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
 // ListColumn is one list feature of every entity of a FeatureColumns.
 type ListColumn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// One per entity, in FeatureColumns.entity_ids order.
-	Values        []*StringList `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	Values []*StringList `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	// Per entity, when any value is a default (nothing stored); empty when
+	// none is.
+	Missing       []bool `protobuf:"varint,3,rep,packed,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +591,13 @@ func (x *ListColumn) GetValues() []*StringList {
 	return nil
 }
 
+func (x *ListColumn) GetMissing() []bool {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
 var File_recsys_feature_v1_feature_proto protoreflect.FileDescriptor
 
 const file_recsys_feature_v1_feature_proto_rawDesc = "" +
@@ -603,18 +633,21 @@ const file_recsys_feature_v1_feature_proto_rawDesc = "" +
 	"\amissing\x18\x02 \x03(\bR\amissing\x129\n" +
 	"\anumbers\x18\x03 \x03(\v2\x1f.recsys.feature.v1.NumberColumnR\anumbers\x123\n" +
 	"\x05texts\x18\x04 \x03(\v2\x1d.recsys.feature.v1.TextColumnR\x05texts\x123\n" +
-	"\x05lists\x18\x05 \x03(\v2\x1d.recsys.feature.v1.ListColumnR\x05lists\":\n" +
+	"\x05lists\x18\x05 \x03(\v2\x1d.recsys.feature.v1.ListColumnR\x05lists\"T\n" +
 	"\fNumberColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x01R\x06values\"8\n" +
+	"\x06values\x18\x02 \x03(\x01R\x06values\x12\x18\n" +
+	"\amissing\x18\x03 \x03(\bR\amissing\"R\n" +
 	"\n" +
 	"TextColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"W\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\x12\x18\n" +
+	"\amissing\x18\x03 \x03(\bR\amissing\"q\n" +
 	"\n" +
 	"ListColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
-	"\x06values\x18\x02 \x03(\v2\x1d.recsys.feature.v1.StringListR\x06valuesB=Z;github.com/recsys/recsys/gen/go/recsys/feature/v1;featurev1b\x06proto3"
+	"\x06values\x18\x02 \x03(\v2\x1d.recsys.feature.v1.StringListR\x06values\x12\x18\n" +
+	"\amissing\x18\x03 \x03(\bR\amissingB=Z;github.com/recsys/recsys/gen/go/recsys/feature/v1;featurev1b\x06proto3"
 
 var (
 	file_recsys_feature_v1_feature_proto_rawDescOnce sync.Once

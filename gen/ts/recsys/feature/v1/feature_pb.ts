@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/feature/v1/feature.proto.
  */
 export const file_recsys_feature_v1_feature: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvZmVhdHVyZS92MS9mZWF0dXJlLnByb3RvEhFyZWNzeXMuZmVhdHVyZS52MSLNAQoHRmVhdHVyZRIQCgZudW1iZXIYASABKAFIABIOCgR0ZXh0GAIgASgJSAASLQoEbGlzdBgDIAEoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RIABIvCgd3ZWlnaHRzGAQgASgLMhwucmVjc3lzLmZlYXR1cmUudjEuV2VpZ2h0TWFwSAASJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB21pc3NpbmcYBiABKAhCBwoFdmFsdWUiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkidwoJV2VpZ2h0TWFwEjoKB3dlaWdodHMYASADKAsyKS5yZWNzeXMuZmVhdHVyZS52MS5XZWlnaHRNYXAuV2VpZ2h0c0VudHJ5Gi4KDFdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIrwBCgpGZWF0dXJlU2V0EhEKCWVudGl0eV9pZBgBIAEoCRIPCgdtaXNzaW5nGAIgASgIEj0KCGZlYXR1cmVzGAMgAygLMisucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldC5GZWF0dXJlc0VudHJ5GksKDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZToCOAEiwwEKDkZlYXR1cmVDb2x1bW5zEhIKCmVudGl0eV9pZHMYASADKAkSDwoHbWlzc2luZxgCIAMoCBIwCgdudW1iZXJzGAMgAygLMh8ucmVjc3lzLmZlYXR1cmUudjEuTnVtYmVyQ29sdW1uEiwKBXRleHRzGAQgAygLMh0ucmVjc3lzLmZlYXR1cmUudjEuVGV4dENvbHVtbhIsCgVsaXN0cxgFIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLkxpc3RDb2x1bW4iLAoMTnVtYmVyQ29sdW1uEgwKBG5hbWUYASABKAkSDgoGdmFsdWVzGAIgAygBIioKClRleHRDb2x1bW4SDAoEbmFtZRgBIAEoCRIOCgZ2YWx1ZXMYAiADKAkiSQoKTGlzdENvbHVtbhIMCgRuYW1lGAEgASgJEi0KBnZhbHVlcxgCIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVhdHVyZS92MTtmZWF0dXJldjFiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("Ch9yZWNzeXMvZmVhdHVyZS92MS9mZWF0dXJlLnByb3RvEhFyZWNzeXMuZmVhdHVyZS52MSLNAQoHRmVhdHVyZRIQCgZudW1iZXIYASABKAFIABIOCgR0ZXh0GAIgASgJSAASLQoEbGlzdBgDIAEoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLlN0cmluZ0xpc3RIABIvCgd3ZWlnaHRzGAQgASgLMhwucmVjc3lzLmZlYXR1cmUudjEuV2VpZ2h0TWFwSAASJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB21pc3NpbmcYBiABKAhCBwoFdmFsdWUiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkidwoJV2VpZ2h0TWFwEjoKB3dlaWdodHMYASADKAsyKS5yZWNzeXMuZmVhdHVyZS52MS5XZWlnaHRNYXAuV2VpZ2h0c0VudHJ5Gi4KDFdlaWdodHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIrwBCgpGZWF0dXJlU2V0EhEKCWVudGl0eV9pZBgBIAEoCRIPCgdtaXNzaW5nGAIgASgIEj0KCGZlYXR1cmVzGAMgAygLMisucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZVNldC5GZWF0dXJlc0VudHJ5GksKDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucmVjc3lzLmZlYXR1cmUudjEuRmVhdHVyZToCOAEiwwEKDkZlYXR1cmVDb2x1bW5zEhIKCmVudGl0eV9pZHMYASADKAkSDwoHbWlzc2luZxgCIAMoCBIwCgdudW1iZXJzGAMgAygLMh8ucmVjc3lzLmZlYXR1cmUudjEuTnVtYmVyQ29sdW1uEiwKBXRleHRzGAQgAygLMh0ucmVjc3lzLmZlYXR1cmUudjEuVGV4dENvbHVtbhIsCgVsaXN0cxgFIAMoCzIdLnJlY3N5cy5mZWF0dXJlLnYxLkxpc3RDb2x1bW4iPQoMTnVtYmVyQ29sdW1uEgwKBG5hbWUYASABKAkSDgoGdmFsdWVzGAIgAygBEg8KB21pc3NpbmcYAyADKAgiOwoKVGV4dENvbHVtbhIMCgRuYW1lGAEgASgJEg4KBnZhbHVlcxgCIAMoCRIPCgdtaXNzaW5nGAMgAygIIloKCkxpc3RDb2x1bW4SDAoEbmFtZRgBIAEoCRItCgZ2YWx1ZXMYAiADKAsyHS5yZWNzeXMuZmVhdHVyZS52MS5TdHJpbmdMaXN0Eg8KB21pc3NpbmcYAyADKAhCPVo7Z2l0aHViLmNvbS9yZWNzeXMvcmVjc3lzL2dlbi9nby9yZWNzeXMvZmVhdHVyZS92MTtmZWF0dXJldjFiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * Feature is one named feature value of one entity.
@@ -229,6 +229,14 @@ export type NumberColumn = Message<"recsys.feature.v1.NumberColumn"> & {
    * @generated from field: repeated double values = 2;
    */
   values: number[];
+
+  /**
+   * Per entity, when any value is a default (nothing stored); empty when
+   * none is.
+   *
+   * @generated from field: repeated bool missing = 3;
+   */
+  missing: boolean[];
 };
 
 /**
@@ -255,6 +263,14 @@ export type TextColumn = Message<"recsys.feature.v1.TextColumn"> & {
    * @generated from field: repeated string values = 2;
    */
   values: string[];
+
+  /**
+   * Per entity, when any value is a default (nothing stored); empty when
+   * none is.
+   *
+   * @generated from field: repeated bool missing = 3;
+   */
+  missing: boolean[];
 };
 
 /**
@@ -281,6 +297,14 @@ export type ListColumn = Message<"recsys.feature.v1.ListColumn"> & {
    * @generated from field: repeated recsys.feature.v1.StringList values = 2;
    */
   values: StringList[];
+
+  /**
+   * Per entity, when any value is a default (nothing stored); empty when
+   * none is.
+   *
+   * @generated from field: repeated bool missing = 3;
+   */
+  missing: boolean[];
 };
 
 /**
