@@ -284,11 +284,8 @@ func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer closeAll()
 	w := trainer.NewWorld(cfg.WorldSeed, worldUsers, worldItems)
-	// The users' past, as the first model was trained on it: with it
-	// retrieval starts from each user's history, not from trending alone.
-	history := w.Consumption(worldInteractions, time.Now().Add(-trainer.Cycle), trainer.Cycle, cfg.WorldSeed)
 	for { // the services come up in parallel: retry until the seed lands
-		if err = simulator.SeedWorld(ctx, cl, w, history); err == nil || ctx.Err() != nil {
+		if err = simulator.SeedWorld(ctx, cl, w); err == nil || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -296,7 +293,14 @@ func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("demo world seeded; simulated users are browsing", "users", worldUsers, "items", worldItems, "sessions_per_second", cfg.SimulateRate)
+	// The users' past, as the first model was trained on it: with it
+	// retrieval starts from each user's history, not from trending alone.
+	// (After the catalogue: simulating the choices takes seconds.)
+	history := w.Consumption(worldInteractions, time.Now().Add(-trainer.Cycle), trainer.Cycle, cfg.WorldSeed)
+	if err := simulator.RecordHistory(ctx, cl, history); err != nil {
+		return err
+	}
+	logger.Info("demo world seeded; simulated users are browsing", "users", worldUsers, "items", worldItems, "interactions", len(history), "sessions_per_second", cfg.SimulateRate)
 	_, err = simulator.Simulate(ctx, cl, w, sim, uint64(time.Now().UnixNano()), io.Discard)
 	return err
 }

@@ -67,7 +67,7 @@ func WriteExperiment(path string, c *experiment.Config) error {
 func Scenario(ctx context.Context, cl Clients, c ScenarioConfig, out io.Writer) (*ScenarioResult, error) {
 	w := trainer.NewWorld(c.Sim.WorldSeed, c.Sim.Users, c.Sim.Items)
 	fmt.Fprintln(out, "== seeding the world")
-	if err := SeedWorld(ctx, cl, w, nil); err != nil {
+	if err := SeedWorld(ctx, cl, w); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "== simulating %d sessions on the serving model\n", c.Before)

@@ -95,13 +95,9 @@ func Dial(c Config) (Clients, func(), error) {
 		userfeaturesv1.NewUserFeatureServiceClient(u), itemfeaturesv1.NewItemFeatureServiceClient(i)}, closeAll, nil
 }
 
-// SeedWorld loads the world's users and items, gives every item one
-// exploratory impression so retrieval (trending) sees the whole catalogue,
-// and records history (an impression and a click for each, at its time;
-// nil: none) so users arrive with the past a model was trained on.
-// Event ids are derived from the history, so seeding again counts nothing
-// twice.
-func SeedWorld(ctx context.Context, cl Clients, w *trainer.World, history []trainer.Interaction) error {
+// SeedWorld loads the world's users and items, and gives every item one
+// exploratory impression so retrieval (trending) sees the whole catalogue.
+func SeedWorld(ctx context.Context, cl Clients, w *trainer.World) error {
 	users, items := w.Profiles()
 	for i := 0; i < len(users); i += 1000 {
 		if _, err := cl.Users.UpsertUsers(ctx, &userfeaturesv1.UpsertUsersRequest{Users: users[i:min(i+1000, len(users))]}); err != nil {
@@ -113,10 +109,19 @@ func SeedWorld(ctx context.Context, cl Clients, w *trainer.World, history []trai
 			return fmt.Errorf("seed items: %w", err)
 		}
 	}
-	evs := make([]*feedbackv1.Event, 0, len(items)+2*len(history))
+	evs := make([]*feedbackv1.Event, 0, len(items))
 	for _, it := range items {
 		evs = append(evs, &feedbackv1.Event{EventId: "seed-" + it.GetItemId(), Type: feedbackv1.EventType_EVENT_TYPE_IMPRESSION, UserId: "seed", ItemId: it.GetItemId()})
 	}
+	return recordEvents(ctx, cl, evs, "seed impressions")
+}
+
+// RecordHistory records users' past choices, an impression and a click
+// for each at its time, so users arrive with the history a model was
+// trained on. Event ids are derived from the choice, so recording the
+// same history again counts nothing twice.
+func RecordHistory(ctx context.Context, cl Clients, history []trainer.Interaction) error {
+	evs := make([]*feedbackv1.Event, 0, 2*len(history))
 	for _, in := range history {
 		id, at := in.UserID+"-"+in.ItemID, timestamppb.New(in.Time)
 		evs = append(evs, &feedbackv1.Event{EventId: "seen-" + id, Type: feedbackv1.EventType_EVENT_TYPE_IMPRESSION, UserId: in.UserID, ItemId: in.ItemID, EventTime: at})
@@ -124,9 +129,14 @@ func SeedWorld(ctx context.Context, cl Clients, w *trainer.World, history []trai
 			evs = append(evs, &feedbackv1.Event{EventId: "chose-" + id, Type: feedbackv1.EventType_EVENT_TYPE_CLICK, UserId: in.UserID, ItemId: in.ItemID, EventTime: at})
 		}
 	}
+	return recordEvents(ctx, cl, evs, "record history")
+}
+
+// recordEvents sends events in batches the feedback service takes.
+func recordEvents(ctx context.Context, cl Clients, evs []*feedbackv1.Event, what string) error {
 	for i := 0; i < len(evs); i += 1000 {
 		if _, err := cl.Feedback.RecordEvents(ctx, &feedbackv1.RecordEventsRequest{Events: evs[i:min(i+1000, len(evs))]}); err != nil {
-			return fmt.Errorf("seed events: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil

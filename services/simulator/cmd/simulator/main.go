@@ -46,7 +46,7 @@ func main() {
 		}
 		w := trainer.NewWorld(cfg.WorldSeed, cfg.Users, cfg.Items)
 		if cfg.Seed {
-			if err := simulator.SeedWorld(ctx, cl, w, nil); err != nil {
+			if err := simulator.SeedWorld(ctx, cl, w); err != nil {
 				return err
 			}
 		}

@@ -47,9 +47,18 @@ try {
 
   const weights = () => page.$$eval("#affinity .bar", (els) =>
     Object.fromEntries(els.map((e) => [e.dataset.category, parseFloat(e.lastElementChild.textContent)])));
+  // The demo world's catalogue loads beside the first model: until it has,
+  // items come without their attributes. Reload until the first has one.
+  let first, category;
+  for (const end = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 500))) {
+    first = await page.$("#recs li[data-item]");
+    category = first && await first.$eval(".cat", (e) => e.textContent);
+    if (category) break;
+    if (Date.now() > end) throw new Error("the first recommendation had no category 30 s after the page loaded");
+    await page.reload();
+    await page.waitForSelector("#recs li[data-item]", { timeout: 30000 });
+  }
   const before = await weights();
-  const first = await page.$("#recs li[data-item]");
-  const category = await first.$eval(".cat", (e) => e.textContent);
   const clickedAt = Date.now();
   await first.click();
   // Polled from here, not with page.waitForFunction: that compiles its
