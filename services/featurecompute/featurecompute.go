@@ -36,7 +36,7 @@ import (
 // Config is the service's whole configuration. (The one-off jobs, rebuild
 // and drop-generation, are commands with their own: see RunCommand.)
 type Config struct {
-	Serving      serving.Config
+	Serving    serving.Config
 	Kafka      eventstream.Config
 	Topic      string
 	DLQ        string
@@ -44,7 +44,7 @@ type Config struct {
 	Partitions int
 	Redis      featurestore.Config
 	Namespace  string
-	Batching     Batching
+	Batching   Batching
 }
 
 // RegisterFlags adds the service's flags to fs.

@@ -28,9 +28,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/dataset"
 	"github.com/recsys/recsys/libs/evaluation"
+	"github.com/recsys/recsys/libs/eventstream"
 	"github.com/recsys/recsys/libs/modelrt"
 	"github.com/recsys/recsys/libs/retrieval"
 	"github.com/recsys/recsys/libs/servicemap"
