@@ -456,14 +456,19 @@ func (h *pairHeap) offer(i int32, score float32, k int) {
 	}
 }
 
-// sorted empties the heap, best first.
+// sorted returns the items, best first (one sort, cheaper than draining
+// the heap).
 func (h *pairHeap) sorted() []int32 {
-	out := make([]int32, len(h.items))
-	for p := len(out) - 1; p >= 0; p-- {
-		out[p] = h.items[0]
-		h.Swap(0, len(h.items)-1)
-		h.Pop()
-		heap.Fix(h, 0)
+	order := make([]int, len(h.items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(h.scores[b], h.scores[a]), cmp.Compare(h.items[a], h.items[b]))
+	})
+	out := make([]int32, len(order))
+	for p, i := range order {
+		out[p] = h.items[i]
 	}
 	return out
 }
@@ -574,15 +579,9 @@ func topK(from []int32, scores []float32, k int, allowed func(int32) bool) []int
 			heap.Fix(h, 0)
 		}
 	}
-	out := make([]int32, len(h.items))
-	for p := len(out) - 1; p >= 0; p-- {
-		out[p] = h.items[0]
-		last := len(h.items) - 1
-		h.items[0] = h.items[last]
-		h.items = h.items[:last]
-		if last > 0 {
-			heap.Fix(h, 0)
-		}
-	}
-	return out
+	// Best first: one sort, cheaper than draining the heap.
+	slices.SortFunc(h.items, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(scores[b], scores[a]), cmp.Compare(a, b))
+	})
+	return h.items
 }

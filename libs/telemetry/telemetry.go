@@ -32,14 +32,18 @@ func NewLogger(w io.Writer, service, level string) (*slog.Logger, error) {
 
 // SetupTracing installs the process-wide tracer provider and the W3C trace
 // context propagator that the gRPC stats handlers and the Kafka headers use.
-// Spans are sampled when the caller sampled them (or, at the edge, always).
 // When OTEL_EXPORTER_OTLP_ENDPOINT is set, spans are exported over OTLP/gRPC
 // (the standard OTEL_* variables configure the exporter; OTEL_SERVICE_NAME
-// defaults to service). It returns a function that flushes and stops the
-// provider; call it once at exit.
+// defaults to service) and sampled when the caller sampled them (or, at the
+// edge, always). Without an exporter spans are not recorded: every hop
+// still carries a trace id, but nothing pays for attributes and events no
+// one reads (under load, recording them cost ranking 7% of its CPU). It
+// returns a function that flushes and stops the provider; call it once at
+// exit.
 func SetupTracing(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.NeverSample())}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+		opts[0] = sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
