@@ -59,7 +59,7 @@ var Budgets = []Budget{
 	{What: "Rank p99, 500 candidates, shipped model, gRPC (ms)", Bench: "BenchmarkRank500", Unit: "rank-p99-ms", Max: 10, BareUnit: "bare-ort-p99-ms", BareLabel: "bare ONNX Runtime p99 (ms)"},
 	{What: "Redis round trips per Rank", Bench: "BenchmarkRank500", Unit: "redis-trips/req", Max: 2},
 	{What: "inference / bare ONNX Runtime, same batch", Bench: "BenchmarkRank500", Unit: "inference/bare-ort", Max: 1.3},
-	{What: "500-item feature read / raw pipelined HGETALL (p99)", Bench: "BenchmarkRead500Items", Unit: "ratio-p99", Max: 1.5, BareUnit: "raw-p99-µs", BareLabel: "raw pipeline p99 (µs)"},
+	{What: "500-item feature read, columns / raw pipelined HGETALL (p99)", Bench: "BenchmarkRead500Items", Unit: "ratio-p99", Max: 1.5, BareUnit: "raw-p99-µs", BareLabel: "raw pipeline p99 (µs)"},
 	{What: "500 items over the item service in columns / raw (p99)", Bench: "BenchmarkItemTransport", Unit: "columns/raw-p99", BareUnit: "raw-p99-µs", BareLabel: "raw pipeline p99 (µs)"},
 	{What: "the same, one FeatureSet per item / raw (p99)", Bench: "BenchmarkItemTransport", Unit: "sets/raw-p99"},
 	{What: "click to feature visible p99 (ms)", Bench: "BenchmarkClickToVisible", Unit: "p99-ms", Max: 1000},

@@ -1,83 +1,23 @@
 package featureservice
 
 import (
-	"maps"
-	"slices"
-
 	featurev1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
 )
 
-// Columns lays sets out column by column (docs/architecture.md,
-// "Features": the columnar answer). The columns are those of the first
-// set; every set of one read carries the same features (the store fills
-// defaults). Weights have no column: no item feature is one, and only
-// item reads are columnar.
-func Columns(sets []*featurev1.FeatureSet) *featurev1.FeatureColumns {
-	out := &featurev1.FeatureColumns{EntityIds: make([]string, len(sets)), Missing: make([]bool, len(sets))}
-	if len(sets) == 0 {
-		return out
-	}
-	n := len(sets)
-	numbers := map[string]*featurev1.NumberColumn{}
-	texts := map[string]*featurev1.TextColumn{}
-	lists := map[string]*featurev1.ListColumn{}
-	for name, f := range sets[0].GetFeatures() {
-		switch f.GetValue().(type) {
-		case *featurev1.Feature_Number:
-			numbers[name] = &featurev1.NumberColumn{Name: name, Values: make([]float64, n)}
-		case *featurev1.Feature_Text:
-			texts[name] = &featurev1.TextColumn{Name: name, Values: make([]string, n)}
-		case *featurev1.Feature_List:
-			lists[name] = &featurev1.ListColumn{Name: name, Values: make([]*featurev1.StringList, n)}
+func countTrue(flags []bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
 		}
 	}
-	for i, s := range sets {
-		out.EntityIds[i], out.Missing[i] = s.GetEntityId(), s.GetMissing()
-		fs := s.GetFeatures()
-		for name, c := range numbers {
-			c.Values[i] = fs[name].GetNumber()
-			c.Missing = markMissing(c.Missing, i, n, fs[name])
-		}
-		for name, c := range texts {
-			c.Values[i] = fs[name].GetText()
-			c.Missing = markMissing(c.Missing, i, n, fs[name])
-		}
-		for name, c := range lists {
-			l := fs[name].GetList()
-			if l == nil {
-				l = &featurev1.StringList{}
-			}
-			c.Values[i] = l
-			c.Missing = markMissing(c.Missing, i, n, fs[name])
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(numbers)) {
-		out.Numbers = append(out.Numbers, numbers[name])
-	}
-	for _, name := range slices.Sorted(maps.Keys(texts)) {
-		out.Texts = append(out.Texts, texts[name])
-	}
-	for _, name := range slices.Sorted(maps.Keys(lists)) {
-		out.Lists = append(out.Lists, lists[name])
-	}
-	return out
+	return n
 }
 
-// markMissing records that entity i's value f is a default in a column's
-// missing flags, made (n long) at the first such value.
-func markMissing(flags []bool, i, n int, f *featurev1.Feature) []bool {
-	if f == nil || f.GetMissing() {
-		if flags == nil {
-			flags = make([]bool, n)
-		}
-		flags[i] = true
-	}
-	return flags
-}
-
-// Sets is the inverse of Columns: one FeatureSet per entity, with each
-// value's missing flag. Features come without their age, which columns do
-// not carry.
+// Sets lays columns (featurestore.Store.ItemColumns) out as one FeatureSet
+// per entity, with each value's missing flag, as a FeatureSet reader
+// (ranking's cache, modelrt's rows) takes them. Features come without
+// their age, which columns do not carry.
 func Sets(c *featurev1.FeatureColumns) []*featurev1.FeatureSet {
 	n := len(c.GetEntityIds())
 	width := len(c.GetNumbers()) + len(c.GetTexts()) + len(c.GetLists())

@@ -1,37 +1,64 @@
 package featureservice
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	featurev1 "github.com/recsys/recsys/gen/go/recsys/feature/v1"
+	itemfeaturesv1 "github.com/recsys/recsys/gen/go/recsys/itemfeatures/v1"
+	"github.com/recsys/recsys/libs/featurestore"
+	"github.com/recsys/recsys/libs/testenv"
 )
 
-// TestColumnsRoundTrip: Sets(Columns(sets)) gives the sets back, ages
-// aside (columns carry none).
-func TestColumnsRoundTrip(t *testing.T) {
-	set := func(id string, missing bool, clicks float64, title string, cats ...string) *featurev1.FeatureSet {
-		return &featurev1.FeatureSet{EntityId: id, Missing: missing, Features: map[string]*featurev1.Feature{
-			"clicks_7d":  {Value: &featurev1.Feature_Number{Number: clicks}},
-			"year":       {Value: &featurev1.Feature_Number{Number: 1990}},
-			"title":      {Value: &featurev1.Feature_Text{Text: title}},
-			"categories": {Value: &featurev1.Feature_List{List: &featurev1.StringList{Values: cats}}},
-		}}
+// TestColumnsCarryWhatSetsDo: a columnar read, laid out again as sets,
+// gives what the per-item read gives, ages aside (columns carry none):
+// values, defaults and missing flags, for items with and without
+// attributes and counts, and one never stored.
+func TestColumnsCarryWhatSetsDo(t *testing.T) {
+	env := testenv.NewRedis(t)
+	store, closeStore, err := featurestore.Open(env.Addr, env.Prefix)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sets := []*featurev1.FeatureSet{set("a", false, 3, "A", "Drama", "Comedy"), set("b", true, 0, ""), set("c", false, 1.5, "C", "Action")}
-	for _, f := range sets[1].GetFeatures() { // b has nothing stored: defaults
-		f.Missing = true
+	t.Cleanup(func() { closeStore() })
+	ctx := context.Background()
+	if err := store.UpsertItems(ctx, []*itemfeaturesv1.ItemAttributes{
+		{ItemId: "a", Title: "A", Categories: []string{"Drama", "Comedy"}, Year: 1990},
+		{ItemId: "b", Title: "B"},
+	}); err != nil {
+		t.Fatal(err)
 	}
-	cols := Columns(sets)
-	if len(cols.GetNumbers()) != 2 || cols.GetNumbers()[0].GetName() != "clicks_7d" || len(cols.GetTexts()) != 1 || len(cols.GetLists()) != 1 {
-		t.Fatalf("Columns = %v, want 2 number columns (sorted), 1 text, 1 list", cols)
+	var events []featurestore.Event
+	for i, item := range []string{"a", "a", "c"} { // c: counts, no attributes
+		events = append(events, featurestore.Event{ID: fmt.Sprint("e", i), Kind: featurestore.Click, UserID: "u", ItemID: item, Time: time.Now()})
 	}
-	got := Sets(cols)
-	// An empty list comes back as an empty StringList, as the store writes it.
-	sets[1].Features["categories"].GetList().Values = nil
-	if diff := cmp.Diff(sets, got, protocmp.Transform(), protocmp.IgnoreEmptyMessages()); diff != "" {
-		t.Errorf("Sets(Columns(sets)) differs (-want +got):\n%s", diff)
+	if _, err := store.ApplyEvents(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a", "b", "c", "never"}
+	for _, names := range [][]string{nil, {"title", "clicks_7d", "categories"}} {
+		sets, err := store.Items(ctx, ids, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := store.ItemColumns(ctx, ids, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range sets {
+			for _, f := range s.GetFeatures() {
+				f.Age = nil
+			}
+		}
+		// Decayed counts: the two reads are moments apart.
+		approx := cmpopts.EquateApprox(1e-6, 0)
+		if diff := cmp.Diff(sets, Sets(cols), protocmp.Transform(), protocmp.IgnoreEmptyMessages(), approx); diff != "" {
+			t.Errorf("names %v: Sets(ItemColumns) differs from Items (-Items +columns):\n%s", names, diff)
+		}
 	}
 }
