@@ -143,7 +143,7 @@ func (s *Store) ItemColumns(ctx context.Context, ids, names []string) (*featurev
 			return nil, fmt.Errorf("item feature %s: no column for its kind", d.Name)
 		}
 	}
-	b := newBuilder(s.now(), n*len(defs))
+	b := newValueBuilder(s.now(), len(defs))
 	for i := range ids {
 		h := hashes[i].Val()
 		out.Missing[i] = len(h) == 0
@@ -221,6 +221,12 @@ type builder struct {
 	nums   []featurev1.Feature_Number
 	lastAt time.Time
 	last   *durationpb.Duration
+	// values is set by a builder whose messages are read at once and
+	// never kept (columns): each entity reuses the same few messages, and
+	// no age is computed.
+	values               bool
+	featArena            []featurev1.Feature
+	numArena             []featurev1.Feature_Number
 	// decoded are the counters of the current entity already parsed (ctr
 	// reads the 7-day ones again); reset per entity by entity().
 	decoded []decodedCounter
@@ -233,7 +239,14 @@ type decodedCounter struct {
 }
 
 // entity starts the features of the next entity.
-func (b *builder) entity() { b.decoded = b.decoded[:0] }
+func (b *builder) entity() {
+	b.decoded = b.decoded[:0]
+	if b.values {
+		clear(b.featArena)
+		clear(b.numArena)
+		b.feats, b.nums = b.featArena, b.numArena
+	}
+}
 
 // counter parses a counter field of the current entity once.
 func (b *builder) counter(h map[string]string, field string) (Counter, bool) {
@@ -249,6 +262,12 @@ func (b *builder) counter(h map[string]string, field string) (Counter, bool) {
 
 func newBuilder(now time.Time, n int) *builder {
 	return &builder{now: now, feats: make([]featurev1.Feature, n), nums: make([]featurev1.Feature_Number, n)}
+}
+
+// newValueBuilder is a builder whose messages are read as soon as they are
+// built, at most perEntity of them an entity: it allocates them once.
+func newValueBuilder(now time.Time, perEntity int) *builder {
+	return &builder{now: now, values: true, featArena: make([]featurev1.Feature, perEntity), numArena: make([]featurev1.Feature_Number, perEntity)}
 }
 
 func (b *builder) feature() *featurev1.Feature {
@@ -282,6 +301,9 @@ func (b *builder) missingNumber(v float64) *featurev1.Feature {
 // age is the time since at. Messages of one read share equal ages; they are
 // never modified after the read.
 func (b *builder) age(at time.Time) *durationpb.Duration {
+	if b.values {
+		return nil
+	}
 	if b.last != nil && at.Equal(b.lastAt) {
 		return b.last
 	}
@@ -436,6 +458,9 @@ func (b *builder) affinityFeature(h map[string]string) *featurev1.Feature {
 }
 
 func (b *builder) stampAge(h map[string]string, field string) *durationpb.Duration {
+	if b.values {
+		return nil
+	}
 	ms, err := strconv.ParseInt(h[field], 10, 64)
 	if err != nil {
 		return nil
