@@ -224,9 +224,9 @@ type builder struct {
 	// values is set by a builder whose messages are read at once and
 	// never kept (columns): each entity reuses the same few messages, and
 	// no age is computed.
-	values               bool
-	featArena            []featurev1.Feature
-	numArena             []featurev1.Feature_Number
+	values    bool
+	featArena []featurev1.Feature
+	numArena  []featurev1.Feature_Number
 	// decoded are the counters of the current entity already parsed (ctr
 	// reads the 7-day ones again); reset per entity by entity().
 	decoded []decodedCounter
