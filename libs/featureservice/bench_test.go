@@ -3,7 +3,6 @@ package featureservice
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -73,29 +72,13 @@ func BenchmarkItemTransport(b *testing.B) {
 		_, err := pipe.Exec(ctx)
 		return err
 	}
-	var tSets, tCols, tRaw []time.Duration
 	for range 5 { // connections and the server's first calls
 		sets()
 		columns()
 	}
-	b.ResetTimer()
-	for b.Loop() {
-		for _, m := range []struct {
-			f   func() error
-			out *[]time.Duration
-		}{{sets, &tSets}, {columns, &tCols}, {raw, &tRaw}} {
-			start := time.Now()
-			if err := m.f(); err != nil {
-				b.Fatal(err)
-			}
-			*m.out = append(*m.out, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	p := func(d []time.Duration, q float64) float64 {
-		slices.Sort(d)
-		return float64(d[int(q*float64(len(d)-1))].Microseconds())
-	}
+	t := testenv.Interleave(b, sets, columns, raw)
+	tSets, tCols, tRaw := t[0], t[1], t[2]
+	p := func(d []time.Duration, q float64) float64 { return float64(testenv.Quantile(d, q).Microseconds()) }
 	b.ReportMetric(p(tSets, .5), "sets-p50-µs")
 	b.ReportMetric(p(tSets, .99), "sets-p99-µs")
 	b.ReportMetric(p(tCols, .5), "columns-p50-µs")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,25 +68,9 @@ func BenchmarkRead500Items(b *testing.B) {
 		_, err := s.ItemColumns(ctx, ids, nil)
 		return err
 	}
-	var tStore, tCols, tRaw []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		for _, m := range []struct {
-			f   func() error
-			out *[]time.Duration
-		}{{store, &tStore}, {columns, &tCols}, {raw, &tRaw}} {
-			start := time.Now()
-			if err := m.f(); err != nil {
-				b.Fatal(err)
-			}
-			*m.out = append(*m.out, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	p := func(d []time.Duration, q float64) float64 {
-		slices.Sort(d)
-		return float64(d[int(q*float64(len(d)-1))].Microseconds())
-	}
+	t := testenv.Interleave(b, store, columns, raw)
+	tStore, tCols, tRaw := t[0], t[1], t[2]
+	p := func(d []time.Duration, q float64) float64 { return float64(testenv.Quantile(d, q).Microseconds()) }
 	b.ReportMetric(p(tStore, .5), "store-p50-µs")
 	b.ReportMetric(p(tStore, .99), "store-p99-µs")
 	b.ReportMetric(p(tRaw, .5), "raw-p50-µs")

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,9 +109,9 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 	return &benchRig{r: r, store: store, reg: reg, root: root, ids: ids, trips: &trips, health: healthpb.NewHealthClient(fsrv.Conn)}
 }
 
+// quantile is a benchmark's p-quantile in milliseconds.
 func quantile(d []time.Duration, p float64) float64 {
-	slices.Sort(d)
-	return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	return float64(testenv.Quantile(d, p).Microseconds()) / 1000
 }
 
 // BenchmarkRank500 ranks 500 candidates with the shipped model through

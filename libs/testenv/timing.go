@@ -1,0 +1,34 @@
+package testenv
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// Interleave runs each call once per benchmark iteration, in turn, so that
+// they meet the same machine (a budget compares them in one run), and
+// returns each call's latencies. A call's error fails the benchmark.
+func Interleave(b *testing.B, calls ...func() error) [][]time.Duration {
+	b.Helper()
+	times := make([][]time.Duration, len(calls))
+	b.ResetTimer()
+	for b.Loop() {
+		for i, call := range calls {
+			start := time.Now()
+			if err := call(); err != nil {
+				b.Fatal(err)
+			}
+			times[i] = append(times[i], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	return times
+}
+
+// Quantile is the q-quantile of d (which it sorts), for a benchmark's
+// p50/p99.
+func Quantile(d []time.Duration, q float64) time.Duration {
+	slices.Sort(d)
+	return d[int(q*float64(len(d)-1))]
+}
