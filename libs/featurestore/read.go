@@ -50,6 +50,7 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 		return nil, fmt.Errorf("redis: read %d users: %w", len(ids), err)
 	}
 	b := newBuilder(s.now(), len(ids)*len(defs))
+	var v value
 	out := make([]*featurev1.FeatureSet, len(ids))
 	for i, id := range ids {
 		h := hashes[i].Val()
@@ -61,9 +62,10 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 			history = histories[i].Val()
 		}
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0 && len(recent) == 0 && len(history) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
-		b.entity()
-		for _, d := range defs {
-			fs.Features[d.Name] = b.userFeature(d, h, recent, history)
+		b.entity(h)
+		for c := range defs {
+			b.user(&defs[c], recent, history, &v)
+			fs.Features[defs[c].Name] = b.message(defs[c].Kind, &v)
 		}
 		out[i] = fs
 	}
@@ -72,43 +74,33 @@ func (s *Store) Users(ctx context.Context, ids, names []string) ([]*featurev1.Fe
 
 // Items reads item features as Users reads user features, in one round trip.
 func (s *Store) Items(ctx context.Context, ids, names []string) ([]*featurev1.FeatureSet, error) {
-	k := s.keys()
-	defs, err := s.checkRead("item_ids", ids, names, ItemFeatures, itemDefaults)
+	defs, hashes, err := s.readItems(ctx, ids, names)
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
-	hashes := make([]*redis.MapStringStringCmd, len(ids))
-	for i, id := range ids {
-		hashes[i] = pipe.HGetAll(ctx, k.itemKey(id))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("redis: read %d items: %w", len(ids), err)
-	}
 	b := newBuilder(s.now(), len(ids)*len(defs))
+	var v value
 	out := make([]*featurev1.FeatureSet, len(ids))
 	for i, id := range ids {
 		h := hashes[i].Val()
 		fs := &featurev1.FeatureSet{EntityId: id, Missing: len(h) == 0, Features: make(map[string]*featurev1.Feature, len(defs))}
-		b.entity()
-		for _, d := range defs {
-			fs.Features[d.Name] = b.itemFeature(d, h)
+		b.entity(h)
+		for c := range defs {
+			b.item(&defs[c], &v)
+			fs.Features[defs[c].Name] = b.message(defs[c].Kind, &v)
 		}
 		out[i] = fs
 	}
 	return out, nil
 }
 
-// ItemColumns reads item features as Items does, laid out column by
-// column (docs/architecture.md, "Columns for batch reads"): each feature
-// once, its values in the order of ids, with per-value missing flags.
-// Without a FeatureSet and a map per item it costs a batch read less; the
-// values carry no age.
-func (s *Store) ItemColumns(ctx context.Context, ids, names []string) (*featurev1.FeatureColumns, error) {
+// readItems checks a read of the named item features and reads the hashes
+// of ids in one pipelined round trip.
+func (s *Store) readItems(ctx context.Context, ids, names []string) ([]Def, []*redis.MapStringStringCmd, error) {
 	k := s.keys()
 	defs, err := s.checkRead("item_ids", ids, names, ItemFeatures, itemDefaults)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(ids))
@@ -116,7 +108,20 @@ func (s *Store) ItemColumns(ctx context.Context, ids, names []string) (*featurev
 		hashes[i] = pipe.HGetAll(ctx, k.itemKey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("redis: read %d items: %w", len(ids), err)
+		return nil, nil, fmt.Errorf("redis: read %d items: %w", len(ids), err)
+	}
+	return defs, hashes, nil
+}
+
+// ItemColumns reads item features as Items does, laid out column by
+// column (docs/architecture.md, "Columns for batch reads"): each feature
+// once, its values in the order of ids, with per-value missing flags.
+// Values go straight from the replies into the columns, with no message
+// per value and no age: a batch read costs little more than the reads.
+func (s *Store) ItemColumns(ctx context.Context, ids, names []string) (*featurev1.FeatureColumns, error) {
+	defs, hashes, err := s.readItems(ctx, ids, names)
+	if err != nil {
+		return nil, err
 	}
 	n := len(ids)
 	out := &featurev1.FeatureColumns{EntityIds: slices.Clone(ids), Missing: make([]bool, n)}
@@ -143,22 +148,27 @@ func (s *Store) ItemColumns(ctx context.Context, ids, names []string) (*featurev
 			return nil, fmt.Errorf("item feature %s: no column for its kind", d.Name)
 		}
 	}
-	b := newValueBuilder(s.now(), len(defs))
+	lists := make([]featurev1.StringList, n*len(out.Lists)) // allocated at once, as the number columns are
+	dec := decoder{now: s.now()}
+	var v value
 	for i := range ids {
 		h := hashes[i].Val()
 		out.Missing[i] = len(h) == 0
-		b.entity()
-		for c, d := range defs {
-			f, col := b.itemFeature(d, h), cols[c]
+		dec.entity(h)
+		for c := range defs {
+			dec.item(&defs[c], &v)
+			col := &cols[c]
 			switch {
 			case col.num != nil:
-				col.num.Values[i] = f.GetNumber()
+				col.num.Values[i] = v.num
 			case col.text != nil:
-				col.text.Values[i] = f.GetText()
+				col.text.Values[i] = v.text
 			default:
-				col.list.Values[i] = f.GetList()
+				l := &lists[0]
+				lists, l.Values = lists[1:], v.list
+				col.list.Values[i] = l
 			}
-			if f.GetMissing() {
+			if v.missing {
 				if *col.missing == nil {
 					*col.missing = make([]bool, n)
 				}
@@ -212,98 +222,221 @@ func (s *Store) checkRead(field string, ids, names []string, all, defaults []Def
 	return selectDefs(all, defaults, names)
 }
 
+// value is one feature of one entity as read, before it becomes a
+// message or a column value. Its kind is its Def's.
+type value struct {
+	num     float64
+	text    string
+	list    []string
+	weights map[string]float64
+	missing bool
+	// at is when the value last changed, or stamp the hash field that
+	// holds it in milliseconds (attributes share one): zero and "" when
+	// unknown.
+	at    time.Time
+	stamp string
+}
+
+// decoder turns one entity's hash into values at its read time. It writes
+// into a value it is given and decodes and decays each counter once (ctr
+// reads the 7-day ones again): a 500-item read decodes thousands.
+type decoder struct {
+	now     time.Time
+	h       map[string]string
+	decayed []decayedCounter
+}
+
+type decayedCounter struct {
+	field string
+	value float64
+	at    time.Time
+	ok    bool
+}
+
+// entity starts the values of the entity whose hash is h.
+func (d *decoder) entity(h map[string]string) {
+	d.h, d.decayed = h, d.decayed[:0]
+}
+
+// counter is a counter field of the entity decayed to now.
+func (d *decoder) counter(field string, halfLife time.Duration) decayedCounter {
+	for _, c := range d.decayed {
+		if c.field == field {
+			return c
+		}
+	}
+	c := decayedCounter{field: field}
+	if raw, ok := decodeCounter(d.h[field]); ok {
+		c.value, c.at, c.ok = raw.ValueAt(d.now, halfLife), raw.at, true
+	}
+	d.decayed = append(d.decayed, c)
+	return c
+}
+
+func (d *decoder) user(def *Def, recent, history []redis.Z, v *value) {
+	*v = value{}
+	switch def.Name {
+	case "age":
+		d.number(profileTag+"age", profileTag+"ts", v)
+	case "gender", "occupation", "zip_code":
+		d.text(profileTag+def.Name, profileTag+"ts", v)
+	case "ctr":
+		d.ctr(v)
+	case "category_affinity":
+		d.affinity(v)
+	case "recent_clicks":
+		itemSet(recent[:min(len(recent), RecentClicks)], v)
+	case "clicked":
+		itemSet(recent, v)
+	case "history":
+		itemSet(history, v)
+	default:
+		d.counterValue(def, v)
+	}
+}
+
+func (d *decoder) item(def *Def, v *value) {
+	*v = value{}
+	switch def.Name {
+	case "title":
+		d.text(attrTag+"title", attrTag+"ts", v)
+	case "year":
+		d.number(attrTag+"year", attrTag+"ts", v)
+	case "categories":
+		raw, ok := d.h[attrTag+"categories"]
+		v.list, v.missing = splitCategories(raw), !ok
+		if ok {
+			v.stamp = attrTag + "ts"
+		}
+	case "ctr":
+		d.ctr(v)
+	case "trending_score":
+		score, err := strconv.ParseFloat(d.h[trendField], 64)
+		if err != nil {
+			v.missing = true
+			return
+		}
+		v.num = trendingValue(score, d.now)
+	default:
+		d.counterValue(def, v)
+	}
+}
+
+// itemSet is a sorted set of item → time (ms), read newest first, as a
+// list of item ids that changed when the newest was added.
+func itemSet(zs []redis.Z, v *value) {
+	v.list = make([]string, len(zs))
+	for i, z := range zs {
+		v.list[i] = z.Member.(string)
+	}
+	v.missing = len(zs) == 0
+	if len(zs) > 0 {
+		v.at = time.UnixMilli(int64(zs[0].Score))
+	}
+}
+
+func (d *decoder) number(field, stamp string, v *value) {
+	n, err := strconv.ParseFloat(d.h[field], 64)
+	if err != nil {
+		v.missing = true
+		return
+	}
+	v.num, v.stamp = n, stamp
+}
+
+func (d *decoder) text(field, stamp string, v *value) {
+	t, ok := d.h[field]
+	if !ok {
+		v.missing = true
+		return
+	}
+	v.text, v.stamp = t, stamp
+}
+
+func (d *decoder) counterValue(def *Def, v *value) {
+	c := d.counter(def.field, def.halfLife)
+	v.num, v.at, v.missing = c.value, c.at, !c.ok
+}
+
+func (d *decoder) ctr(v *value) {
+	week := horizons[len(horizons)-1].halfLife
+	clicks, imps := d.counter(weekClicks, week), d.counter(weekImpressions, week)
+	v.num = (clicks.value + CTRPrior*CTRPriorWeight) / (imps.value + CTRPriorWeight)
+	switch {
+	case !clicks.ok && !imps.ok:
+		v.missing = true
+	case !imps.ok || (clicks.ok && clicks.at.After(imps.at)):
+		v.at = clicks.at
+	default:
+		v.at = imps.at
+	}
+}
+
+func (d *decoder) affinity(v *value) {
+	v.weights = map[string]float64{}
+	for field, raw := range d.h {
+		cat, ok := strings.CutPrefix(field, affinityTag)
+		if !ok {
+			continue
+		}
+		if c, ok := decodeCounter(raw); ok {
+			v.weights[cat] = c.ValueAt(d.now, AffinityHalfLife)
+			if c.at.After(v.at) {
+				v.at = c.at
+			}
+		}
+	}
+	v.missing = len(v.weights) == 0
+}
+
 // builder makes the feature messages of one read. It allocates them in
 // bulk and shares the age of equal timestamps: a 500-entity read makes
 // thousands of small messages, and their allocation dominated its cost.
 type builder struct {
-	now    time.Time
+	decoder
 	feats  []featurev1.Feature
 	nums   []featurev1.Feature_Number
 	lastAt time.Time
 	last   *durationpb.Duration
-	// values is set by a builder whose messages are read at once and
-	// never kept (columns): each entity reuses the same few messages, and
-	// no age is computed.
-	values    bool
-	featArena []featurev1.Feature
-	numArena  []featurev1.Feature_Number
-	// decoded are the counters of the current entity already parsed (ctr
-	// reads the 7-day ones again); reset per entity by entity().
-	decoded []decodedCounter
-}
-
-type decodedCounter struct {
-	field string
-	c     Counter
-	ok    bool
-}
-
-// entity starts the features of the next entity.
-func (b *builder) entity() {
-	b.decoded = b.decoded[:0]
-	if b.values {
-		clear(b.featArena)
-		clear(b.numArena)
-		b.feats, b.nums = b.featArena, b.numArena
-	}
-}
-
-// counter parses a counter field of the current entity once.
-func (b *builder) counter(h map[string]string, field string) (Counter, bool) {
-	for _, d := range b.decoded {
-		if d.field == field {
-			return d.c, d.ok
-		}
-	}
-	c, ok := decodeCounter(h[field])
-	b.decoded = append(b.decoded, decodedCounter{field, c, ok})
-	return c, ok
 }
 
 func newBuilder(now time.Time, n int) *builder {
-	return &builder{now: now, feats: make([]featurev1.Feature, n), nums: make([]featurev1.Feature_Number, n)}
+	return &builder{decoder: decoder{now: now}, feats: make([]featurev1.Feature, n), nums: make([]featurev1.Feature_Number, n)}
 }
 
-// newValueBuilder is a builder whose messages are read as soon as they are
-// built, at most perEntity of them an entity: it allocates them once.
-func newValueBuilder(now time.Time, perEntity int) *builder {
-	return &builder{now: now, values: true, featArena: make([]featurev1.Feature, perEntity), numArena: make([]featurev1.Feature_Number, perEntity)}
-}
-
-func (b *builder) feature() *featurev1.Feature {
-	if len(b.feats) == 0 {
-		return &featurev1.Feature{}
-	}
+// message is v as a Feature of kind k, with its age.
+func (b *builder) message(k Kind, v *value) *featurev1.Feature {
 	f := &b.feats[0]
 	b.feats = b.feats[1:]
-	return f
-}
-
-func (b *builder) number(v float64) *featurev1.Feature {
-	f := b.feature()
-	var n *featurev1.Feature_Number
-	if len(b.nums) > 0 {
-		n, b.nums = &b.nums[0], b.nums[1:]
-	} else {
-		n = &featurev1.Feature_Number{}
+	switch k {
+	case Number:
+		n := &b.nums[0]
+		b.nums = b.nums[1:]
+		n.Number = v.num
+		f.Value = n
+	case Text:
+		f.Value = &featurev1.Feature_Text{Text: v.text}
+	case List:
+		f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: v.list}}
+	case Weights:
+		f.Value = &featurev1.Feature_Weights{Weights: &featurev1.WeightMap{Weights: v.weights}}
 	}
-	n.Number = v
-	f.Value = n
-	return f
-}
-
-func (b *builder) missingNumber(v float64) *featurev1.Feature {
-	f := b.number(v)
-	f.Missing = true
+	f.Missing = v.missing
+	at := v.at
+	if v.stamp != "" {
+		if ms, err := strconv.ParseInt(b.h[v.stamp], 10, 64); err == nil {
+			at = time.UnixMilli(ms)
+		}
+	}
+	if !at.IsZero() {
+		f.Age = b.age(at)
+	}
 	return f
 }
 
 // age is the time since at. Messages of one read share equal ages; they are
 // never modified after the read.
 func (b *builder) age(at time.Time) *durationpb.Duration {
-	if b.values {
-		return nil
-	}
 	if b.last != nil && at.Equal(b.lastAt) {
 		return b.last
 	}
@@ -313,157 +446,4 @@ func (b *builder) age(at time.Time) *durationpb.Duration {
 	}
 	b.lastAt, b.last = at, durationpb.New(d)
 	return b.last
-}
-
-func (b *builder) userFeature(d Def, h map[string]string, recent, history []redis.Z) *featurev1.Feature {
-	switch d.Name {
-	case "age":
-		return b.numberField(h, profileTag+"age", profileTag+"ts")
-	case "gender", "occupation", "zip_code":
-		return b.textField(h, profileTag+d.Name, profileTag+"ts")
-	case "ctr":
-		return b.ctrFeature(h)
-	case "category_affinity":
-		return b.affinityFeature(h)
-	case "recent_clicks":
-		return b.itemSet(recent[:min(len(recent), RecentClicks)])
-	case "clicked":
-		return b.itemSet(recent)
-	case "history":
-		return b.itemSet(history)
-	}
-	return b.counterFeature(d, h)
-}
-
-// itemSet is a sorted set of item → time (ms), read newest first, as a
-// list of item ids whose age is that of the newest.
-func (b *builder) itemSet(zs []redis.Z) *featurev1.Feature {
-	f := b.feature()
-	ids := make([]string, len(zs))
-	for i, z := range zs {
-		ids[i] = z.Member.(string)
-	}
-	f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: ids}}
-	if len(zs) == 0 {
-		f.Missing = true
-	} else {
-		f.Age = b.age(time.UnixMilli(int64(zs[0].Score)))
-	}
-	return f
-}
-
-func (b *builder) itemFeature(d Def, h map[string]string) *featurev1.Feature {
-	switch d.Name {
-	case "title":
-		return b.textField(h, attrTag+"title", attrTag+"ts")
-	case "year":
-		return b.numberField(h, attrTag+"year", attrTag+"ts")
-	case "categories":
-		raw, ok := h[attrTag+"categories"]
-		f := b.feature()
-		f.Value = &featurev1.Feature_List{List: &featurev1.StringList{Values: splitCategories(raw)}}
-		f.Missing = !ok
-		if ok {
-			f.Age = b.stampAge(h, attrTag+"ts")
-		}
-		return f
-	case "ctr":
-		return b.ctrFeature(h)
-	case "trending_score":
-		score, err := strconv.ParseFloat(h[trendField], 64)
-		if err != nil {
-			return b.missingNumber(0)
-		}
-		return b.number(trendingValue(score, b.now))
-	}
-	return b.counterFeature(d, h)
-}
-
-func (b *builder) numberField(h map[string]string, field, stamp string) *featurev1.Feature {
-	v, err := strconv.ParseFloat(h[field], 64)
-	if err != nil {
-		return b.missingNumber(0)
-	}
-	f := b.number(v)
-	f.Age = b.stampAge(h, stamp)
-	return f
-}
-
-func (b *builder) textField(h map[string]string, field, stamp string) *featurev1.Feature {
-	v, ok := h[field]
-	f := b.feature()
-	f.Value = &featurev1.Feature_Text{Text: v}
-	f.Missing = !ok
-	if ok {
-		f.Age = b.stampAge(h, stamp)
-	}
-	return f
-}
-
-func (b *builder) counterFeature(d Def, h map[string]string) *featurev1.Feature {
-	c, ok := b.counter(h, d.field)
-	if !ok {
-		return b.missingNumber(0)
-	}
-	f := b.number(c.ValueAt(b.now, d.halfLife))
-	f.Age = b.age(c.at)
-	return f
-}
-
-func (b *builder) ctrFeature(h map[string]string) *featurev1.Feature {
-	week := horizons[len(horizons)-1]
-	clicks, okC := b.counter(h, weekClicks)
-	imps, okI := b.counter(h, weekImpressions)
-	c, i := 0.0, 0.0
-	if okC {
-		c = clicks.ValueAt(b.now, week.halfLife)
-	}
-	if okI {
-		i = imps.ValueAt(b.now, week.halfLife)
-	}
-	f := b.number((c + CTRPrior*CTRPriorWeight) / (i + CTRPriorWeight))
-	switch {
-	case !okC && !okI:
-		f.Missing = true
-	case !okI || (okC && clicks.at.After(imps.at)):
-		f.Age = b.age(clicks.at)
-	default:
-		f.Age = b.age(imps.at)
-	}
-	return f
-}
-
-func (b *builder) affinityFeature(h map[string]string) *featurev1.Feature {
-	weights := map[string]float64{}
-	var newest time.Time
-	for field, raw := range h {
-		cat, ok := strings.CutPrefix(field, affinityTag)
-		if !ok {
-			continue
-		}
-		if c, ok := decodeCounter(raw); ok {
-			weights[cat] = c.ValueAt(b.now, AffinityHalfLife)
-			if c.at.After(newest) {
-				newest = c.at
-			}
-		}
-	}
-	f := b.feature()
-	f.Value = &featurev1.Feature_Weights{Weights: &featurev1.WeightMap{Weights: weights}}
-	f.Missing = len(weights) == 0
-	if len(weights) > 0 {
-		f.Age = b.age(newest)
-	}
-	return f
-}
-
-func (b *builder) stampAge(h map[string]string, field string) *durationpb.Duration {
-	if b.values {
-		return nil
-	}
-	ms, err := strconv.ParseInt(h[field], 10, 64)
-	if err != nil {
-		return nil
-	}
-	return b.age(time.UnixMilli(ms))
 }
