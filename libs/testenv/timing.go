@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -8,13 +9,18 @@ import (
 
 // Interleave runs each call once per benchmark iteration, in turn, so that
 // they meet the same machine (a budget compares them in one run), and
-// returns each call's latencies. A call's error fails the benchmark.
+// returns each call's latencies. Each iteration takes the calls in a new
+// order (from a fixed seed), so that no call always follows the same one:
+// a call pays for the garbage of the calls before it. A call's error
+// fails the benchmark.
 func Interleave(b *testing.B, calls ...func() error) [][]time.Duration {
 	b.Helper()
 	times := make([][]time.Duration, len(calls))
+	rng := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
 	for b.Loop() {
-		for i, call := range calls {
+		for _, i := range rng.Perm(len(calls)) {
+			call := calls[i]
 			start := time.Now()
 			if err := call(); err != nil {
 				b.Fatal(err)
