@@ -23,7 +23,8 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 	// retrieval columns read their signal's slice, looked up once.
 	userCols := make([]float32, width)
 	sigCols := make([][]float32, width)
-	for c, col := range cols {
+	for c := range cols {
+		col := &cols[c]
 		switch {
 		case col.userOnly():
 			userCols[c] = m.value(col, userID, user, "", nil)
@@ -43,7 +44,8 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 			it = items[r]
 		}
 		row := dst[r*width : (r+1)*width]
-		for c, col := range cols {
+		for c := range cols {
+			col := &cols[c] // a pointer: a column is 80 bytes, read for every cell
 			switch col.kind {
 			case colUserNum, colUserText, colUserID:
 				row[c] = userCols[c]
@@ -58,7 +60,7 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 			case colRetrieval:
 				row[c] = col.Default
 				if v := sigCols[c]; r < len(v) {
-					row[c] = m.transform(col.Feature, float64(v[r]), "", false)
+					row[c] = m.transform(&col.Feature, float64(v[r]), "", false)
 				}
 			case colAffinity:
 				row[c] = col.Default
@@ -67,7 +69,7 @@ func (m *Metadata) Rows(userID string, user *featurev1.FeatureSet, itemIDs []str
 					for _, cat := range cats {
 						sum += aff[cat]
 					}
-					row[c] = m.transform(col.Feature, sum, "", false)
+					row[c] = m.transform(&col.Feature, sum, "", false)
 				}
 			default:
 				row[c] = m.value(col, userID, user, id, it)
@@ -145,18 +147,18 @@ func (m *Metadata) columns() []column {
 }
 
 // value is one cell of the columns that read one feature.
-func (m *Metadata) value(c column, userID string, user *featurev1.FeatureSet, itemID string, item *featurev1.FeatureSet) float32 {
+func (m *Metadata) value(c *column, userID string, user *featurev1.FeatureSet, itemID string, item *featurev1.FeatureSet) float32 {
 	switch c.kind {
 	case colUserID:
-		return m.transform(c.Feature, 0, userID, true)
+		return m.transform(&c.Feature, 0, userID, true)
 	case colItemID:
-		return m.transform(c.Feature, 0, itemID, true)
+		return m.transform(&c.Feature, 0, itemID, true)
 	case colItemCategory:
 		cats := get(item, "categories").GetList().GetValues()
 		if len(cats) == 0 {
 			return c.Default
 		}
-		return m.transform(c.Feature, 0, cats[0], true)
+		return m.transform(&c.Feature, 0, cats[0], true)
 	}
 	set := item
 	if c.kind == colUserNum || c.kind == colUserText {
@@ -171,14 +173,14 @@ func (m *Metadata) value(c column, userID string, user *featurev1.FeatureSet, it
 		if c.Transform == "hash" {
 			return m.Hashing.Bucket(strconv.FormatFloat(x.Number, 'g', -1, 64))
 		}
-		return m.transform(c.Feature, x.Number, "", false)
+		return m.transform(&c.Feature, x.Number, "", false)
 	case *featurev1.Feature_Text:
-		return m.transform(c.Feature, 0, x.Text, true)
+		return m.transform(&c.Feature, 0, x.Text, true)
 	}
 	return c.Default
 }
 
-func (m *Metadata) transform(f Feature, x float64, text string, isText bool) float32 {
+func (m *Metadata) transform(f *Feature, x float64, text string, isText bool) float32 {
 	switch f.Transform {
 	case "hash":
 		return m.Hashing.Bucket(text)
