@@ -324,7 +324,14 @@ func (r *Ranker) rank(ctx context.Context, v *modelrt.Version, userID string, id
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortStableFunc(order, func(i, j int32) int { return cmp.Compare(scores[j], scores[i]) })
+	// Ties keep the candidates' order; the index breaks them, which is
+	// cheaper than a stable sort.
+	slices.SortFunc(order, func(i, j int32) int {
+		if c := cmp.Compare(scores[j], scores[i]); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
+	})
 	if keep <= 0 || keep > len(order) {
 		keep = len(order)
 	}
@@ -439,9 +446,7 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 		res := r.rank(ctx, v, req.GetUserId(), c.ids, c.user, c.signals, perCat > 0, keep, a)
 		res.items = diversify(res.items, limit, perCat)
 		r.describe(ctx, res)
-		for _, it := range res.items {
-			it.Source = c.source[it.GetItemId()].String()
-		}
+		c.label(res.items)
 		r.logServed(res, a)
 		resp.Items, resp.ModelVersion, resp.RequestId = res.items, res.version, res.requestID
 		resp.FeaturesDegraded = resp.FeaturesDegraded || res.degraded
@@ -457,11 +462,24 @@ func (r *Ranker) Recommend(ctx context.Context, req *rankingv1.RecommendRequest)
 // candidates are what retrieval proposes for one request.
 type candidates struct {
 	ids      []string
-	source   map[string]retrieval.Source
+	sources  []retrieval.Source    // per ids
 	signals  map[string][]float32  // per ids, for the model's retrieval.* features
 	user     *featurev1.FeatureSet // nil when the user service failed
 	degraded bool                  // a feature call failed
 	fallback bool                  // no retrieval index: trending lists only
+}
+
+// label sets the source of each answer item among the candidates.
+func (c *candidates) label(items []*rankingv1.ScoredItem) {
+	byID := make(map[string]*rankingv1.ScoredItem, len(items))
+	for _, it := range items {
+		byID[it.GetItemId()] = it
+	}
+	for k, id := range c.ids {
+		if it := byID[id]; it != nil {
+			it.Source = c.sources[k].String()
+		}
+	}
 }
 
 // retrieve reads the user's features (the model's, and the history and
@@ -493,11 +511,15 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 			excluded = func(id string) bool { return skip[id] }
 		}
 		res := v.Retrieval.Retrieve(u, excluded, r.opts.Quotas)
-		c.ids, c.signals = res.IDs, res.Signals
-		c.source = make(map[string]retrieval.Source, len(res.IDs))
-		for k, id := range res.IDs {
-			c.source[id] = res.Sources[k]
-			r.m.retrieved.WithLabelValues(res.Sources[k].String()).Inc()
+		c.ids, c.sources, c.signals = res.IDs, res.Sources, res.Signals
+		var per [retrieval.Trending + 1]int
+		for _, src := range res.Sources {
+			per[src]++
+		}
+		for src, n := range per {
+			if n > 0 {
+				r.m.retrieved.WithLabelValues(retrieval.Source(src).String()).Add(float64(n))
+			}
 		}
 		return c
 	}
@@ -539,11 +561,10 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 		c.degraded = true
 		r.m.fallbacks.WithLabelValues("last_good_candidates").Inc()
 	}
-	c.source = map[string]retrieval.Source{}
 	for _, id := range all {
-		if !skip[id] && c.source[id] == 0 {
-			c.source[id] = retrieval.Trending
-			c.ids = append(c.ids, id)
+		if !skip[id] {
+			skip[id] = true
+			c.ids, c.sources = append(c.ids, id), append(c.sources, retrieval.Trending)
 		}
 	}
 	r.m.retrieved.WithLabelValues(retrieval.Trending.String()).Add(float64(len(c.ids)))
