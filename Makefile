@@ -291,7 +291,7 @@ run: ort ui ## the whole platform in one process; web UI and edge on http://loca
 DATA ?=
 .PHONY: eval
 eval: ## evaluate the served pipeline on DATA (a folder of MovieLens-format files) over the whole catalogue, beside popularity, item-kNN and EASE; publishes nothing
-	@if [ -z "$(DATA)" ]; then echo "usage: make eval DATA=<folder with u.data + u.item, or ratings.csv + movies.csv>"; exit 2; fi
+	@if [ -z "$(DATA)" ]; then echo "usage: make eval DATA=<folder with u.data + u.item, ratings.dat + movies.dat, or ratings.csv + movies.csv>"; exit 2; fi
 	go run ./services/trainer/cmd/trainer -movielens "$(DATA)" -eval-only $(ARGS)
 
 .PHONY: scenario

@@ -1,7 +1,8 @@
 // Package dataset reads users, items and ratings from files: JSON lines,
 // CSV with a header, and the MovieLens files exactly as distributed
-// (ml-100k's u.user, u.item and u.data; ml-latest's movies.csv and
-// ratings.csv). The ingestion CLI loads them into the feature store; the
+// (ml-100k's u.user, u.item and u.data; ml-1m's and ml-10m's users.dat,
+// movies.dat and ratings.dat; ml-latest's, ml-20m's and ml-25m's
+// movies.csv and ratings.csv). The ingestion CLI loads them into the feature store; the
 // trainer learns from them.
 //
 // Readers stream: each yields one record per good row and a *LineError,
@@ -38,6 +39,7 @@ const (
 	JSONL    Format = "jsonl"     // one JSON object per line (protobuf JSON for users and items)
 	CSV      Format = "csv"       // a header row, then rows; see the readers for columns
 	ML100K   Format = "ml-100k"   // u.user, u.item, u.data
+	ML1M     Format = "ml-1m"     // users.dat, movies.dat, ratings.dat ("::"-separated; ml-10m too)
 	MLLatest Format = "ml-latest" // movies.csv, ratings.csv
 )
 
@@ -47,6 +49,8 @@ func DetectFormat(path string) (Format, error) {
 	switch {
 	case base == "u.user" || base == "u.item" || base == "u.data":
 		return ML100K, nil
+	case base == "users.dat" || base == "movies.dat" || base == "ratings.dat":
+		return ML1M, nil
 	case base == "movies.csv" || base == "ratings.csv":
 		return MLLatest, nil
 	case strings.HasSuffix(base, ".jsonl") || strings.HasSuffix(base, ".ndjson"):
@@ -54,7 +58,7 @@ func DetectFormat(path string) (Format, error) {
 	case strings.HasSuffix(base, ".csv"):
 		return CSV, nil
 	}
-	return "", fmt.Errorf("%s: cannot tell the format from the name; pass -format (jsonl, csv, ml-100k or ml-latest)", path)
+	return "", fmt.Errorf("%s: cannot tell the format from the name; pass -format (jsonl, csv, ml-100k, ml-1m or ml-latest)", path)
 }
 
 // LineError is one bad row.
@@ -80,10 +84,18 @@ var ml100kGenres = []string{"unknown", "Action", "Adventure", "Animation", "Chil
 	"Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
 	"Thriller", "War", "Western"}
 
+// ml1mOccupations are the occupations users.dat codes as 0..20.
+var ml1mOccupations = []string{"other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+	"customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student",
+	"lawyer", "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
+	"tradesman/craftsman", "unemployed", "writer"}
+
 var titleYear = regexp.MustCompile(`\((\d{4})\)\s*$`)
 
 // Users reads user profiles; a row failing one of the checks is a bad row. CSV columns: user_id, age, gender, occupation,
-// zip_code; other columns become attributes. ml-100k: u.user.
+// zip_code; other columns become attributes. ml-100k: u.user; ml-1m:
+// users.dat (its age is the code of the age group: 1 is under 18, 18 is
+// 18-24, and so on).
 func Users(r io.Reader, name string, f Format, checks ...func(*userfeaturesv1.UserProfile) error) iter.Seq2[*userfeaturesv1.UserProfile, error] {
 	return users(r, name, f, checks)
 }
@@ -116,13 +128,25 @@ func users(r io.Reader, name string, f Format, checks []func(*userfeaturesv1.Use
 			}
 			return &userfeaturesv1.UserProfile{UserId: c[0], Age: int32(age), Gender: c[2], Occupation: c[3], ZipCode: c[4]}, nil
 		})
+	case ML1M:
+		return datRows(r, name, checks, 5, func(c []string) (*userfeaturesv1.UserProfile, error) {
+			age, err := strconv.Atoi(c[2])
+			if err != nil {
+				return nil, fmt.Errorf("age %q is not a whole number", c[2])
+			}
+			occ, err := strconv.Atoi(c[3])
+			if err != nil || occ < 0 || occ >= len(ml1mOccupations) {
+				return nil, fmt.Errorf("occupation %q is not a code 0..%d", c[3], len(ml1mOccupations)-1)
+			}
+			return &userfeaturesv1.UserProfile{UserId: c[0], Gender: c[1], Age: int32(age), Occupation: ml1mOccupations[occ], ZipCode: c[4]}, nil
+		})
 	}
 	return fail[*userfeaturesv1.UserProfile](fmt.Errorf("%s: users cannot be read from the %s format", name, f))
 }
 
 // Items reads item attributes; a row failing one of the checks is a bad row. CSV columns: item_id, title, categories
 // ("|"-separated), year; other columns become attributes. ml-100k: u.item;
-// ml-latest: movies.csv.
+// ml-1m: movies.dat; ml-latest: movies.csv.
 func Items(r io.Reader, name string, f Format, checks ...func(*itemfeaturesv1.ItemAttributes) error) iter.Seq2[*itemfeaturesv1.ItemAttributes, error] {
 	return items(r, name, f, checks)
 }
@@ -164,6 +188,10 @@ func items(r io.Reader, name string, f Format, checks []func(*itemfeaturesv1.Ite
 			}
 			return it, nil
 		})
+	case ML1M:
+		return datRows(r, name, checks, 3, func(c []string) (*itemfeaturesv1.ItemAttributes, error) {
+			return &itemfeaturesv1.ItemAttributes{ItemId: c[0], Title: c[1], Categories: splitGenres(c[2]), Year: yearOf(c[1], "")}, nil
+		})
 	case MLLatest:
 		return csvRows(r, name, checks, []string{"movieId", "title", "genres"}, func(row map[string]string) (*itemfeaturesv1.ItemAttributes, error) {
 			return &itemfeaturesv1.ItemAttributes{ItemId: row["movieId"], Title: row["title"], Categories: splitGenres(row["genres"]), Year: yearOf(row["title"], "")}, nil
@@ -173,7 +201,8 @@ func items(r io.Reader, name string, f Format, checks []func(*itemfeaturesv1.Ite
 }
 
 // Ratings reads ratings; a row failing one of the checks is a bad row. CSV and JSONL fields: user_id, item_id, rating,
-// timestamp (Unix seconds). ml-100k: u.data; ml-latest: ratings.csv.
+// timestamp (Unix seconds). ml-100k: u.data; ml-1m: ratings.dat;
+// ml-latest: ratings.csv.
 func Ratings(r io.Reader, name string, f Format, checks ...func(Rating) error) iter.Seq2[Rating, error] {
 	return ratings(r, name, f, checks)
 }
@@ -207,6 +236,10 @@ func ratings(r io.Reader, name string, f Format, checks []func(Rating) error) it
 			if len(c) != 4 {
 				return Rating{}, fmt.Errorf("%d tab-separated fields, want 4 (user, item, rating, timestamp)", len(c))
 			}
+			return parseRating(c[0], c[1], c[2], c[3])
+		})
+	case ML1M:
+		return datRows(r, name, checks, 4, func(c []string) (Rating, error) {
 			return parseRating(c[0], c[1], c[2], c[3])
 		})
 	}
@@ -280,7 +313,8 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// text returns a line as UTF-8: the MovieLens 100k files are ISO-8859-1.
+// text returns a line as UTF-8: the MovieLens 100k and 1m files are
+// ISO-8859-1.
 func text(b []byte) string {
 	if utf8.Valid(b) {
 		return string(b)
@@ -356,11 +390,20 @@ func thenCheck[P, T any](parse func(P) (T, error), checks []func(T) error) func(
 
 // pipeRows reads ml-100k's "|"-separated rows of exactly n fields.
 func pipeRows[T any](r io.Reader, name string, checks []func(T) error, n int, parse func([]string) (T, error)) iter.Seq2[T, error] {
+	return sepRows(r, name, checks, "|", n, parse)
+}
+
+// datRows reads ml-1m's "::"-separated rows of exactly n fields.
+func datRows[T any](r io.Reader, name string, checks []func(T) error, n int, parse func([]string) (T, error)) iter.Seq2[T, error] {
+	return sepRows(r, name, checks, "::", n, parse)
+}
+
+func sepRows[T any](r io.Reader, name string, checks []func(T) error, sep string, n int, parse func([]string) (T, error)) iter.Seq2[T, error] {
 	return lines(r, name, checks, func(line string) (T, error) {
-		c := strings.Split(line, "|")
+		c := strings.Split(line, sep)
 		if len(c) != n {
 			var zero T
-			return zero, fmt.Errorf("%d |-separated fields, want %d", len(c), n)
+			return zero, fmt.Errorf("%d %s-separated fields, want %d", len(c), sep, n)
 		}
 		if c[0] == "" {
 			var zero T

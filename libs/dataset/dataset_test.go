@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -60,6 +61,56 @@ func TestMovieLens100K(t *testing.T) {
 	}
 }
 
+func TestMovieLens1M(t *testing.T) {
+	users := "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::21::55117\n"
+	var got []string
+	var bad []string
+	for u, err := range Users(strings.NewReader(users), "users.dat", ML1M) {
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s:%s:%d:%s:%s", u.GetUserId(), u.GetGender(), u.GetAge(), u.GetOccupation(), u.GetZipCode()))
+	}
+	if !slices.Equal(got, []string{"1:F:1:K-12 student:48067", "2:M:56:self-employed:70072"}) {
+		t.Errorf("Users(users.dat) = %q", got)
+	}
+	if len(bad) != 1 || !strings.Contains(bad[0], "users.dat:3: occupation \"21\"") {
+		t.Errorf("bad rows = %q, want users.dat:3's occupation", bad)
+	}
+
+	// movies.dat is ISO-8859-1 too.
+	movies := "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Caf\xe9 (1996)::Drama\n"
+	var items []string
+	for it, err := range Items(strings.NewReader(movies), "movies.dat", ML1M) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, fmt.Sprintf("%s/%s/%d/%s", it.GetItemId(), it.GetTitle(), it.GetYear(), strings.Join(it.GetCategories(), "+")))
+	}
+	if want := []string{"1/Toy Story (1995)/1995/Animation+Children's+Comedy", "2/Café (1996)/1996/Drama"}; !slices.Equal(items, want) {
+		t.Errorf("Items(movies.dat) = %q, want %q", items, want)
+	}
+
+	// ml-10m's ratings.dat has half stars.
+	data := "1::1193::5::978300760\n1::661::3.5::978302109\n1::914\t3::978301968\n"
+	var ok []Rating
+	bad = nil
+	for r, err := range Ratings(strings.NewReader(data), "ratings.dat", ML1M) {
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(ok) != 2 || ok[0] != (Rating{"1", "1193", 5, time.Unix(978300760, 0)}) || ok[1].Rating != 3.5 {
+		t.Errorf("ratings = %v", ok)
+	}
+	if len(bad) != 1 || !strings.Contains(bad[0], "ratings.dat:3: 3 ::-separated fields, want 4") {
+		t.Errorf("bad rows = %q, want ratings.dat:3", bad)
+	}
+}
+
 func TestMovieLensLatestAndCSV(t *testing.T) {
 	movies := "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,\"American President, The (1995)\",Comedy|Drama|Romance\n3,Nothing,(no genres listed)\n"
 	var got []string
@@ -113,7 +164,7 @@ func TestJSONLAndDetect(t *testing.T) {
 	if n != 1 || bad != 1 {
 		t.Errorf("read %d good and %d bad rows, want 1 and 1", n, bad)
 	}
-	for path, want := range map[string]Format{"a/u.data": ML100K, "ratings.csv": MLLatest, "x.jsonl": JSONL, "y.csv": CSV} {
+	for path, want := range map[string]Format{"a/u.data": ML100K, "ml-1m/ratings.dat": ML1M, "movies.dat": ML1M, "ratings.csv": MLLatest, "x.jsonl": JSONL, "y.csv": CSV} {
 		if got, err := DetectFormat(path); err != nil || got != want {
 			t.Errorf("DetectFormat(%s) = %v, %v; want %v", path, got, err, want)
 		}

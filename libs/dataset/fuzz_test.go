@@ -14,7 +14,7 @@ func FuzzImportLines(f *testing.F) {
 	f.Add([]byte("movieId,title,genres\n1,\"A, B (1999)\",Drama|Comedy\n"))
 	f.Add([]byte(`{"userId":"u1","age":3}` + "\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, format := range []Format{JSONL, CSV, ML100K, MLLatest} {
+		for _, format := range []Format{JSONL, CSV, ML100K, ML1M, MLLatest} {
 			check := func(err error) {
 				if le, ok := err.(*LineError); ok && le.Line < 1 {
 					t.Fatalf("%s: bad row without a line number: %v", format, err)

@@ -69,7 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Users, "world-users", 1000, "users of the generated world")
 	fs.IntVar(&c.Items, "world-items", 400, "items of the generated world")
 	fs.IntVar(&c.Interactions, "world-interactions", 30000, "items the generated world's users choose for themselves (the training data)")
-	fs.StringVar(&c.MovieLens, "movielens", "", "train on a MovieLens folder (u.data + u.item, or ratings.csv + movies.csv)")
+	fs.StringVar(&c.MovieLens, "movielens", "", "train on a MovieLens folder (u.data + u.item, ratings.dat + movies.dat, or ratings.csv + movies.csv)")
 	fs.BoolVar(&c.FromLog, "from-log", false, "train on the platform's logs in Kafka: clicks for retrieval, the ranking.served log joined with clicks for the ranker")
 	c.Kafka.RegisterFlags(fs, []string{servicemap.DefaultKafka}, "Kafka brokers for -from-log")
 	fs.Float64Var(&c.Threshold, "click-threshold", 4, "MovieLens: a rating at or above this is relevant (a click)")
@@ -258,9 +258,15 @@ func Publish(root string, meta *modelrt.Metadata, m *Model, index *retrieval.Ind
 // (the user consumed the item), relevant at or above threshold; the
 // catalogue is every item of the items file.
 func FromMovieLens(dir string, threshold float64, out io.Writer) (*evaluation.Data, error) {
-	itemsPath, ratingsPath := filepath.Join(dir, "u.item"), filepath.Join(dir, "u.data")
-	if _, err := os.Stat(ratingsPath); err != nil {
-		itemsPath, ratingsPath = filepath.Join(dir, "movies.csv"), filepath.Join(dir, "ratings.csv")
+	var itemsPath, ratingsPath string
+	for _, layout := range [][2]string{{"u.item", "u.data"}, {"movies.dat", "ratings.dat"}, {"movies.csv", "ratings.csv"}} {
+		if _, err := os.Stat(filepath.Join(dir, layout[1])); err == nil {
+			itemsPath, ratingsPath = filepath.Join(dir, layout[0]), filepath.Join(dir, layout[1])
+			break
+		}
+	}
+	if ratingsPath == "" {
+		return nil, fmt.Errorf("%s has no MovieLens ratings: want u.data + u.item (ml-100k), ratings.dat + movies.dat (ml-1m, ml-10m) or ratings.csv + movies.csv (ml-latest, ml-20m, ml-25m)", dir)
 	}
 	var catalogue []string
 	if err := readAll(itemsPath, func(f *os.File, format dataset.Format) error {

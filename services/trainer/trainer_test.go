@@ -47,6 +47,52 @@ func writeMovieLens(t *testing.T) string {
 	return dir
 }
 
+// TestFromMovieLensLayouts reads the same ratings from a folder in each
+// MovieLens layout as distributed, and names the layouts when a folder
+// has none.
+func TestFromMovieLensLayouts(t *testing.T) {
+	layouts := map[string]map[string]string{
+		"ml-100k": {
+			"u.item": "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n2|Heat (1995)|01-Jan-1995||http://y|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n3|Caf\xe9 (1996)|01-Jan-1996||http://z|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n",
+			"u.data": "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n",
+		},
+		"ml-1m": {
+			"movies.dat":  "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Heat (1995)::Action\n3::Caf\xe9 (1996)::Drama\n",
+			"ratings.dat": "1::1::5::881250949\n1::2::3::881250950\n2::1::4::881250951\n",
+		},
+		"ml-latest": {
+			"movies.csv":  "movieId,title,genres\n1,Toy Story (1995),Animation\n2,Heat (1995),Action\n3,Café (1996),Drama\n",
+			"ratings.csv": "userId,movieId,rating,timestamp\n1,1,5.0,881250949\n1,2,3.0,881250950\n2,1,4.0,881250951\n",
+		},
+	}
+	for name, files := range layouts {
+		dir := t.TempDir()
+		for f, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := FromMovieLens(dir, 4, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		relevant := 0
+		for _, evs := range d.ByUser {
+			for _, e := range evs {
+				if e.Relevant {
+					relevant++
+				}
+			}
+		}
+		if len(d.Users) != 2 || len(d.Items) != 3 || relevant != 2 {
+			t.Errorf("%s: %d users, %d items, %d relevant ratings; want 2, 3 (the whole catalogue) and 2", name, len(d.Users), len(d.Items), relevant)
+		}
+	}
+	if _, err := FromMovieLens(t.TempDir(), 4, io.Discard); err == nil || !strings.Contains(err.Error(), "ratings.dat + movies.dat") {
+		t.Errorf("an empty folder: err = %v, want one naming the layouts", err)
+	}
+}
+
 // TestTrainOnMovieLensAndPublish imports a MovieLens-format folder,
 // evaluates the served pipeline beside the baselines, and publishes a
 // version (model, metadata and retrieval index) that the model runtime
