@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,4 +40,28 @@ func TestServedPipelineWinsOnTheWorld(t *testing.T) {
 			t.Errorf("seed %d: served NDCG@10 %.4f, want above the best single signal %s (%.4f)", seed, served, sig.Name, sig.Metrics.NDCG10)
 		}
 	}
+}
+
+// TestEASEBaselineOverMostUsed: over -ease-max-items the EASE baseline
+// runs on the most-used items, as the pipeline's EASE does, and says so;
+// the strongest simple baseline is never left out of the table.
+func TestEASEBaselineOverMostUsed(t *testing.T) {
+	w := NewWorld(4, 200, 120)
+	d := w.Data(w.Consumption(4000, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Cycle, 4))
+	o := DefaultPipeline()
+	o.Dim, o.SVDIters, o.EASEMaxItems = 8, 2, 60
+	var out bytes.Buffer
+	rep, err := EvaluatePipeline(d, RankerMetadata("ctr", "world"), o, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, b := range rep.Baselines {
+		if b.Name == "ease" {
+			if b.Metrics.NDCG10 <= 0 || !strings.Contains(b.Detail, "the 60 most-used items") {
+				t.Errorf("ease baseline %+v: want a measured one saying it ran over the 60 most-used items", b)
+			}
+			return
+		}
+	}
+	t.Errorf("no EASE baseline over %d items with -ease-max-items 60:\n%s", len(d.Items), out.String())
 }
