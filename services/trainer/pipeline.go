@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -22,9 +23,14 @@ type PipelineOptions struct {
 	Dim          int     // item vector size
 	SVDIters     int     // subspace iterations of PureSVD
 	Holdout      float64 // each user's latest fraction held out (evaluation and the ranker's labels)
-	Quotas       retrieval.Quotas
-	Fit          FitOptions
-	Seed         uint64
+	// EvalUsers bounds the users the table is measured on (0: all): a
+	// seeded sample, each still ranked over the whole catalogue, so the
+	// metrics are unbiased estimates of the all-user ones. Whole-catalogue
+	// evaluation costs users × items.
+	EvalUsers int
+	Quotas    retrieval.Quotas
+	Fit       FitOptions
+	Seed      uint64
 	// Logged are rows serving scored, joined with clicks (-from-log): the
 	// ranker learns from them too, each served list a group.
 	Logged []Example
@@ -562,11 +568,19 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 	}
 	fmt.Fprintf(out, "evaluation: %d users, %d items; each user's latest %.0f%% held out (%d train, %d test interactions)\n",
 		r.Users, r.Items, o.Holdout*100, r.TrainItems, r.TestItems)
+	if sampled := sampleUsers(test, o.EvalUsers, o.Seed); sampled != test {
+		test = sampled
+		fmt.Fprintf(out, "  the table is measured on a seeded sample of %d users (-eval-users), each over the whole catalogue\n", o.EvalUsers)
+	}
 	p, err := FitPipeline(train, meta, o, out)
 	if err != nil {
 		return nil, err
 	}
+	// The whole-catalogue evaluations take minutes on a large catalogue:
+	// each says when it is done.
+	start := time.Now()
 	r.Served = evaluation.Evaluate(train, test, p.Scorer(train))
+	fmt.Fprintf(out, "  evaluated the served pipeline: NDCG@10 %.4f (%s)\n", r.Served.NDCG10, time.Since(start).Round(time.Millisecond))
 	r.Baselines = append(r.Baselines, Baseline{Name: "popularity", Metrics: evaluation.Evaluate(train, test, evaluation.Popularity(train))})
 	// item-kNN and EASE as practitioners run them, and then some: on the
 	// liked interactions when the data says which were liked (ratings at
@@ -582,6 +596,7 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		b := Baseline{Name: name}
 		for _, base := range variants {
 			for _, param := range params {
+				start := time.Now()
 				m, err := fit(base, param)
 				if err != nil {
 					return b, err
@@ -590,9 +605,11 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 				if base != train {
 					score = onClicked(base, score)
 				}
-				if met := evaluation.Evaluate(train, test, score); met.NDCG10 > b.Metrics.NDCG10 {
-					b.Metrics = met
-					b.Detail = fmt.Sprintf("%g on %s", param, map[bool]string{true: "all interactions", false: "liked ones"}[base == train])
+				detail := fmt.Sprintf("%g on %s", param, map[bool]string{true: "all interactions", false: "liked ones"}[base == train])
+				met := evaluation.Evaluate(train, test, score)
+				fmt.Fprintf(out, "  evaluated %s %s: NDCG@10 %.4f (%s)\n", name, detail, met.NDCG10, time.Since(start).Round(time.Millisecond))
+				if met.NDCG10 > b.Metrics.NDCG10 {
+					b.Metrics, b.Detail = met, detail
 				}
 			}
 		}
@@ -624,9 +641,35 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		if len(variants) == 1 && (s == retrieval.SignalLiked || s == retrieval.SignalLikedRecent || s == retrieval.SignalLikedRate) {
 			continue // every interaction is liked: nothing to tell
 		}
-		r.Baselines = append(r.Baselines, Baseline{Name: "signal:" + s, Metrics: evaluation.Evaluate(train, test, signalScorer(p.Index, train, s))})
+		start := time.Now()
+		met := evaluation.Evaluate(train, test, signalScorer(p.Index, train, s))
+		fmt.Fprintf(out, "  evaluated signal:%s alone: NDCG@10 %.4f (%s)\n", s, met.NDCG10, time.Since(start).Round(time.Millisecond))
+		r.Baselines = append(r.Baselines, Baseline{Name: "signal:" + s, Metrics: met})
 	}
 	return r, nil
+}
+
+// sampleUsers keeps the test events of n users drawn with seed among
+// those who have any; test itself when they are no more than n (or n is
+// 0).
+func sampleUsers(test *evaluation.Data, n int, seed uint64) *evaluation.Data {
+	var with []int
+	for u, evs := range test.ByUser {
+		if len(evs) > 0 {
+			with = append(with, u)
+		}
+	}
+	if n <= 0 || len(with) <= n {
+		return test
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	rng.Shuffle(len(with), func(i, j int) { with[i], with[j] = with[j], with[i] })
+	out := *test
+	out.ByUser = make([][]evaluation.Event, len(test.ByUser))
+	for _, u := range with[:n] {
+		out.ByUser[u] = test.ByUser[u]
+	}
+	return &out
 }
 
 // Table prints the report.

@@ -54,6 +54,7 @@ type Config struct {
 	Neighbors    int
 	Lambda       float64
 	EASEMaxItems int
+	EvalUsers    int
 	MaxSamples   int
 	EvalOnly     bool
 	IfEmpty      bool
@@ -80,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.EASEMaxItems, "ease-max-items", d.EASEMaxItems, "EASE runs over at most this many most-used items (its cost grows with the cube of the count)")
 	fs.IntVar(&c.MaxSamples, "max-rows", 2_000_000, "-from-log: most logged rows for the ranker (the latest are kept)")
 	fs.BoolVar(&c.EvalOnly, "eval-only", false, "evaluate and print the table; publish nothing")
+	fs.IntVar(&c.EvalUsers, "eval-users", 0, "measure the table on a seeded sample of this many users, each still over the whole catalogue (0: all); evaluation costs users × items")
 	fs.BoolVar(&c.IfEmpty, "if-empty", false, "do nothing when the registry already has a version of -model-name (a cluster's first-model job)")
 }
 
@@ -105,6 +107,7 @@ func (cfg Config) options() PipelineOptions {
 	o.Neighbors = cmp.Or(cfg.Neighbors, o.Neighbors)
 	o.Lambda = cmp.Or(cfg.Lambda, o.Lambda)
 	o.EASEMaxItems = cmp.Or(cfg.EASEMaxItems, o.EASEMaxItems)
+	o.EvalUsers = cfg.EvalUsers
 	o.Seed = cmp.Or(cfg.WorldSeed, o.Seed)
 	return o
 }
@@ -137,6 +140,8 @@ func Train(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		}
 	}
 	switch {
+	case cfg.EvalUsers < 0:
+		return nil, fmt.Errorf("-eval-users %d: want 0 (every user) or a number of users", cfg.EvalUsers)
 	case cfg.FromLog && cfg.MovieLens != "":
 		return nil, errors.New("-from-log and -movielens: choose one data source")
 	case cfg.FromLog:

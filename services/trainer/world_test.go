@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +65,42 @@ func TestEASEBaselineOverMostUsed(t *testing.T) {
 		}
 	}
 	t.Errorf("no EASE baseline over %d items with -ease-max-items 60:\n%s", len(d.Items), out.String())
+}
+
+// TestEvalUsersSample: -eval-users measures the table on that many users
+// of those with test events, each over the whole catalogue, and the same
+// ones for the same seed.
+func TestEvalUsersSample(t *testing.T) {
+	w := NewWorld(5, 300, 100)
+	d := w.Data(w.Consumption(6000, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Cycle, 5))
+	_, test := d.Split(0.2)
+	a, b := sampleUsers(test, 50, 7), sampleUsers(test, 50, 7)
+	n := 0
+	for u := range a.ByUser {
+		if len(a.ByUser[u]) > 0 {
+			n++
+			if !slices.Equal(a.ByUser[u], test.ByUser[u]) {
+				t.Errorf("user %d: sampled events differ from the test split's", u)
+			}
+		}
+		if len(a.ByUser[u]) != len(b.ByUser[u]) {
+			t.Fatalf("user %d: two samples with one seed differ", u)
+		}
+	}
+	if n != 50 || len(a.Items) != len(d.Items) {
+		t.Errorf("sample has %d users with events over %d items; want 50 over the whole catalogue (%d)", n, len(a.Items), len(d.Items))
+	}
+	if sampleUsers(test, 0, 7) != test || sampleUsers(test, 100000, 7) != test {
+		t.Error("-eval-users 0 or more than the users changed the test split")
+	}
+	o := DefaultPipeline()
+	o.Dim, o.SVDIters, o.EvalUsers = 8, 2, 50
+	var out bytes.Buffer
+	rep, err := EvaluatePipeline(d, RankerMetadata("ctr", "world"), o, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if rep.Served.Users > 50 || rep.Served.Users == 0 || !strings.Contains(out.String(), "seeded sample of 50 users") {
+		t.Errorf("served measured on %d users, want 1..50 and the sample said:\n%s", rep.Served.Users, out.String())
+	}
 }
