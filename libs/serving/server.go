@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -155,14 +156,29 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.localConn = conn
 	s.gateway = NewGatewayMux(runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)))
 
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("listen gRPC: %w", err)
+	if s.grpcLis, err = listen("gRPC", "grpc-addr", cfg.GRPCAddr); err != nil {
+		return nil, err
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.httpLis, err = listen("HTTP", "http-addr", cfg.HTTPAddr); err != nil {
 		s.grpcLis.Close()
-		return nil, fmt.Errorf("listen HTTP: %w", err)
+		return nil, err
 	}
 	return s, nil
+}
+
+// listen opens a TCP listener on addr, saying what to do when its port is
+// taken.
+func listen(what, flagName, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("listen %s: %w: another process holds the port, or a recent outgoing connection does "+
+			"(the default ports are in the kernel's ephemeral range, and such a port frees within a minute); "+
+			"choose another with -%s (-<service>.%s in the launcher)", what, err, flagName, flagName)
+	case err != nil:
+		return nil, fmt.Errorf("listen %s: %w", what, err)
+	}
+	return l, nil
 }
 
 // Close releases a Server that will not Run (a setup step after New
