@@ -23,10 +23,11 @@ type PipelineOptions struct {
 	Dim          int     // item vector size
 	SVDIters     int     // subspace iterations of PureSVD
 	Holdout      float64 // each user's latest fraction held out (evaluation and the ranker's labels)
-	// EvalUsers bounds the users the table is measured on (0: all): a
-	// seeded sample, each still ranked over the whole catalogue, so the
-	// metrics are unbiased estimates of the all-user ones. Whole-catalogue
-	// evaluation costs users × items.
+	// EvalUsers bounds the users the table and the inner split's choice
+	// of neighbours are measured on (0: all): a seeded sample, each still
+	// ranked over the whole catalogue, so the metrics are unbiased
+	// estimates of the all-user ones. Whole-catalogue evaluation costs
+	// users × items. The ranker still learns from every user.
 	EvalUsers int
 	Quotas    retrieval.Quotas
 	Fit       FitOptions
@@ -131,6 +132,7 @@ func onClicked(rel *evaluation.Data, score evaluation.Scorer) evaluation.Scorer 
 // index is then fitted again on the whole of d.
 func FitPipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOptions, out io.Writer) (*Pipeline, error) {
 	fit, val := d.Split(o.Holdout)
+	valSample := sampleUsers(val, o.EvalUsers, o.Seed) // the choices are measured as the table is
 	relFit := relevantOnly(fit)
 	p := &Pipeline{Meta: meta, Quotas: o.Quotas}
 	step := func(format string, args ...any) func() {
@@ -159,7 +161,7 @@ func FitPipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOptions, 
 			if what == "clicked" {
 				score = onClicked(data, score)
 			}
-			met := evaluation.Evaluate(fit, val, score)
+			met := evaluation.Evaluate(fit, valSample, score)
 			p.Candidates = append(p.Candidates, Candidate{For: what, Model: n, Metrics: met})
 			if met.NDCG10 > bestNDCG {
 				best, bestModel, bestNDCG = n, m, met.NDCG10
