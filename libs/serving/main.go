@@ -24,7 +24,7 @@ func Main(name string, register func(fs *flag.FlagSet), run func(ctx context.Con
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	register(fs)
-	if err := config.Parse(fs, os.Args[1:]); err != nil {
+	if err := parseFlags(fs, os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -54,4 +54,17 @@ func Main(name string, register func(fs *flag.FlagSet), run func(ctx context.Con
 		cancel()
 		os.Exit(1)
 	}
+}
+
+// parseFlags reads args (and the environment) into fs. A service takes
+// flags only: an argument left over (a flag mistyped without its dash)
+// would otherwise be ignored and the service run on its defaults.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: this command takes flags only, as -name=value (see -h)", fs.Arg(0))
+	}
+	return nil
 }
