@@ -250,6 +250,8 @@ test: ort ui check-generate lint check-modules vulncheck validate conformance-ve
 test-short: ort ## quick tests only (testing.Short)
 	go test -short $(PKGS)
 
+# The store's benchmarks take 1000 samples: the item read's budget is a
+# ratio of two p99s, and the p99 of 300 is their third-slowest.
 .PHONY: bench
 bench: ort ## every benchmark (the ranking ones score the trainer's model, trained first), then the budget table (also in .cache/bench/)
 	@mkdir -p .cache/bench
@@ -257,8 +259,6 @@ bench: ort ## every benchmark (the ranking ones score the trainer's model, train
 	go run ./services/trainer/cmd/trainer -model-root .cache/bench/models -version shipped -if-empty
 	RECSYS_BENCH_MODEL=$(CURDIR)/.cache/bench/models/ctr/shipped \
 	  go test -run '^$$' -bench . -benchtime 300x -timeout 30m ./libs/featureservice/... ./libs/retrieval/... ./services/ranking/... | tee -a .cache/bench/raw.txt
-	# 1000 samples: the read budget is a ratio of two p99s, and the p99 of
-	# 300 is their third-slowest, a GC cycle's luck.
 	go test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./libs/featurestore/... | tee -a .cache/bench/raw.txt
 	go test -run '^$$' -bench ClickToVisible -benchtime 200x ./services/featurecompute/... | tee -a .cache/bench/raw.txt
 	go run ./libs/benchreport/cmd/benchreport -o .cache/bench/table-$$(date -u +%Y%m%dT%H%M%SZ).txt < .cache/bench/raw.txt
