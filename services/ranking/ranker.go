@@ -512,14 +512,12 @@ func (r *Ranker) retrieve(ctx context.Context, v *modelrt.Version, userID string
 		}
 		res := v.Retrieval.Retrieve(u, excluded, r.opts.Quotas)
 		c.ids, c.sources, c.signals = res.IDs, res.Sources, res.Signals
-		var per [retrieval.Trending + 1]int
+		per := map[retrieval.Source]int{}
 		for _, src := range res.Sources {
 			per[src]++
 		}
 		for src, n := range per {
-			if n > 0 {
-				r.m.retrieved.WithLabelValues(retrieval.Source(src).String()).Add(float64(n))
-			}
+			r.m.retrieved.WithLabelValues(src.String()).Add(float64(n))
 		}
 		return c
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,9 +26,11 @@ type PipelineOptions struct {
 	Holdout      float64 // each user's latest fraction held out (evaluation and the ranker's labels)
 	// EvalUsers bounds the users the table and the inner split's choice
 	// of neighbours are measured on (0: all): a seeded sample, each still
-	// ranked over the whole catalogue, so the metrics are unbiased
-	// estimates of the all-user ones. Whole-catalogue evaluation costs
-	// users × items. The ranker still learns from every user.
+	// ranked over the whole catalogue, so NDCG, recall, MRR and AUC are
+	// unbiased estimates of the all-user ones (coverage, the items
+	// recommended to someone, is lower over fewer users). Whole-catalogue
+	// evaluation costs users × items. The ranker still learns from every
+	// user.
 	EvalUsers int
 	Quotas    retrieval.Quotas
 	Fit       FitOptions
@@ -631,7 +634,7 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		return nil, err
 	}
 	ease.Detail = "λ=" + ease.Detail
-	if len(d.Items) > o.EASEMaxItems {
+	if rated(train) > o.EASEMaxItems {
 		ease.Detail += fmt.Sprintf(", over the %d most-used items (-ease-max-items)", o.EASEMaxItems)
 	}
 	r.Baselines = append(r.Baselines, ease)
@@ -651,13 +654,29 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 	return r, nil
 }
 
+// rated is the number of items d's users interacted with (what EASE
+// runs over, up to its bound).
+func rated(d *evaluation.Data) int {
+	seen := make([]bool, len(d.Items))
+	n := 0
+	for _, evs := range d.ByUser {
+		for _, e := range evs {
+			if !seen[e.Item] {
+				seen[e.Item] = true
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // sampleUsers keeps the test events of n users drawn with seed among
-// those who have any; test itself when they are no more than n (or n is
-// 0).
+// those the evaluation measures (a relevant test event); test itself when
+// they are no more than n (or n is 0).
 func sampleUsers(test *evaluation.Data, n int, seed uint64) *evaluation.Data {
 	var with []int
 	for u, evs := range test.ByUser {
-		if len(evs) > 0 {
+		if slices.ContainsFunc(evs, func(e evaluation.Event) bool { return e.Relevant }) {
 			with = append(with, u)
 		}
 	}

@@ -81,7 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.EASEMaxItems, "ease-max-items", d.EASEMaxItems, "EASE runs over at most this many most-used items (its cost grows with the cube of the count)")
 	fs.IntVar(&c.MaxSamples, "max-rows", 2_000_000, "-from-log: most logged rows for the ranker (the latest are kept)")
 	fs.BoolVar(&c.EvalOnly, "eval-only", false, "evaluate and print the table; publish nothing")
-	fs.IntVar(&c.EvalUsers, "eval-users", 0, "measure the table on a seeded sample of this many users, each still over the whole catalogue (0: all); evaluation costs users × items")
+	fs.IntVar(&c.EvalUsers, "eval-users", 0, "measure the table on a seeded sample of this many users, each still over the whole catalogue (0: all; coverage is lower over fewer users); evaluation costs users × items")
 	fs.BoolVar(&c.IfEmpty, "if-empty", false, "do nothing when the registry already has a version of -model-name (a cluster's first-model job)")
 }
 
