@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -25,6 +26,9 @@ func main() {
 		code := featurecompute.RunCommand(ctx, os.Args[1:], os.Stderr)
 		stop()
 		os.Exit(code)
+	}
+	if len(os.Args) > 1 && slices.Contains([]string{"-h", "-help", "--help"}, os.Args[1]) {
+		featurecompute.RunCommand(context.Background(), []string{"help"}, os.Stderr) // the commands, then the service's flags
 	}
 	var cfg featurecompute.Config
 	serving.Main("featurecompute", cfg.RegisterFlags, func(ctx context.Context, logger *slog.Logger) error {
