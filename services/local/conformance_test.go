@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/recsys/recsys/libs/modelrt/modeltest"
 )
 
 // The conformance run (docs/architecture.md, "Validation declared in the
@@ -57,12 +55,7 @@ func TestConformance(t *testing.T) {
 	// A model one feature wide: every length of Predict's input_data is
 	// then whole rows, a rule that depends on the model and so no schema
 	// can state.
-	models := t.TempDir()
-	l := modeltest.Logistic{W: []float32{1}}
-	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
-		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
-		t.Fatal(err)
-	}
+	models := ctrModel(t)
 	svc := startPlatform(t, "-ranking.model-root="+models)
 	names := make([]string, 0, len(svc))
 	for name := range svc {

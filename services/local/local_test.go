@@ -22,12 +22,7 @@ import (
 // free ports and asks each service for its health over native gRPC,
 // gRPC-Web and REST, and checks that unbuilt RPCs say Unimplemented.
 func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
-	models := t.TempDir()
-	l := modeltest.Logistic{W: []float32{1}}
-	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
-		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
-		t.Fatal(err)
-	}
+	models := ctrModel(t)
 	svc := startPlatform(t, "-ranking.model-root="+models)
 
 	for name, p := range svc {
@@ -94,6 +89,19 @@ func TestEveryServiceServesHealthOnEveryProtocol(t *testing.T) {
 }
 
 type ports struct{ grpc, http int }
+
+// ctrModel publishes a model one feature wide (the item's ctr) as ctr/v1
+// into a fresh registry folder, and returns the folder.
+func ctrModel(t *testing.T) string {
+	t.Helper()
+	models := t.TempDir()
+	l := modeltest.Logistic{W: []float32{1}}
+	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
+		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
+		t.Fatal(err)
+	}
+	return models
+}
 
 // startPlatform runs the whole platform in-process on free ports, with
 // the embedded Redis and Kafka and no simulated traffic, until the test

@@ -26,7 +26,6 @@ import (
 
 	"github.com/recsys/recsys/libs/certs"
 	"github.com/recsys/recsys/libs/modelrt"
-	"github.com/recsys/recsys/libs/modelrt/modeltest"
 	"github.com/recsys/recsys/libs/serving"
 	"github.com/recsys/recsys/libs/testenv"
 )
@@ -43,12 +42,7 @@ func TestTLSEveryHop(t *testing.T) {
 	if err := modelrt.Init(modelrt.LibraryPath()); err != nil {
 		t.Skipf("no ONNX Runtime: %v", err)
 	}
-	models, certDir := t.TempDir(), t.TempDir()
-	l := modeltest.Logistic{W: []float32{1}}
-	if err := modeltest.Publish(models, "ctr", "v1", l.ONNX(), l.Metadata("ctr", "v1", time.Now(),
-		[]map[string]any{{"name": "ctr", "source": "item.ctr", "default": 0.05}})); err != nil {
-		t.Fatal(err)
-	}
+	models, certDir := ctrModel(t), t.TempDir()
 	var cfg Config
 	fs := flag.NewFlagSet("recsys", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
