@@ -57,8 +57,10 @@ type itemEntry struct {
 
 type itemCacheMetrics struct {
 	lookups *prometheus.CounterVec
-	age     prometheus.Histogram
-	size    prometheus.GaugeFunc
+	// The lookups by result, resolved once: every request adds to each.
+	hit, stale, miss, refresh prometheus.Counter
+	age                       prometheus.Histogram
+	size                      prometheus.GaugeFunc
 }
 
 func newItemCache(items itemfeaturesv1.ItemFeatureServiceClient, ttl, attrTTL time.Duration, max int, reg prometheus.Registerer) *itemCache {
@@ -78,6 +80,8 @@ func newItemCache(items itemfeaturesv1.ItemFeatureServiceClient, ttl, attrTTL ti
 			Help: "Items in ranking's item-feature cache.",
 		}, func() float64 { c.mu.Lock(); defer c.mu.Unlock(); return float64(len(c.entries)) }),
 	}
+	c.m.hit, c.m.stale = c.m.lookups.WithLabelValues("hit"), c.m.lookups.WithLabelValues("stale")
+	c.m.miss, c.m.refresh = c.m.lookups.WithLabelValues("miss"), c.m.lookups.WithLabelValues("refresh")
 	reg.MustRegister(c.m.lookups, c.m.age, c.m.size)
 	return c
 }
@@ -133,10 +137,10 @@ func (c *itemCache) get(ctx context.Context, ids, names []string) ([]*featurev1.
 	}
 	gen := c.generation
 	c.mu.Unlock()
-	c.m.lookups.WithLabelValues("hit").Add(float64(hits))
-	c.m.lookups.WithLabelValues("stale").Add(float64(served))
-	c.m.lookups.WithLabelValues("miss").Add(float64(len(missing)))
-	c.m.lookups.WithLabelValues("refresh").Add(float64(len(stale)))
+	c.m.hit.Add(float64(hits))
+	c.m.stale.Add(float64(served))
+	c.m.miss.Add(float64(len(missing)))
+	c.m.refresh.Add(float64(len(stale)))
 	if len(live) > 0 && oldest.Before(now) {
 		c.m.age.Observe(now.Sub(oldest).Seconds())
 	}
