@@ -582,10 +582,13 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		return nil, err
 	}
 	// The whole-catalogue evaluations take minutes on a large catalogue:
-	// each says when it is done.
+	// each says when it is done, with the time since start.
+	evaluated := func(what string, met evaluation.Metrics, start time.Time) {
+		fmt.Fprintf(out, "  evaluated %s: NDCG@10 %.4f (%s)\n", what, met.NDCG10, time.Since(start).Round(time.Millisecond))
+	}
 	start := time.Now()
 	r.Served = evaluation.Evaluate(train, test, p.Scorer(train))
-	fmt.Fprintf(out, "  evaluated the served pipeline: NDCG@10 %.4f (%s)\n", r.Served.NDCG10, time.Since(start).Round(time.Millisecond))
+	evaluated("the served pipeline", r.Served, start)
 	r.Baselines = append(r.Baselines, Baseline{Name: "popularity", Metrics: evaluation.Evaluate(train, test, evaluation.Popularity(train))})
 	// item-kNN and EASE as practitioners run them, and then some: on the
 	// liked interactions when the data says which were liked (ratings at
@@ -612,7 +615,7 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 				}
 				detail := fmt.Sprintf("%g on %s", param, map[bool]string{true: "all interactions", false: "liked ones"}[base == train])
 				met := evaluation.Evaluate(train, test, score)
-				fmt.Fprintf(out, "  evaluated %s %s: NDCG@10 %.4f (%s)\n", name, detail, met.NDCG10, time.Since(start).Round(time.Millisecond))
+				evaluated(name+" "+detail, met, start)
 				if met.NDCG10 > b.Metrics.NDCG10 {
 					b.Metrics, b.Detail = met, detail
 				}
@@ -648,7 +651,7 @@ func EvaluatePipeline(d *evaluation.Data, meta *modelrt.Metadata, o PipelineOpti
 		}
 		start := time.Now()
 		met := evaluation.Evaluate(train, test, signalScorer(p.Index, train, s))
-		fmt.Fprintf(out, "  evaluated signal:%s alone: NDCG@10 %.4f (%s)\n", s, met.NDCG10, time.Since(start).Round(time.Millisecond))
+		evaluated("signal:"+s+" alone", met, start)
 		r.Baselines = append(r.Baselines, Baseline{Name: "signal:" + s, Metrics: met})
 	}
 	return r, nil
